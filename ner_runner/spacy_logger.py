@@ -1,0 +1,95 @@
+"""The spaCy training logger that feeds MLflow.
+
+Registered in spaCy's registry (and as a `spacy_loggers` entry point, so a plain `spacy train` of a rendered
+config finds it). It chains spaCy's console logger and hands each evaluation step's metrics to the active
+`MetricSink`, which delivers them in the background: it never starts or ends runs, never blocks training,
+and no tracking error can stop training. With no active sink it is just the console logger.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import IO, Any, Callable, Dict, Optional, Tuple
+
+import spacy
+
+from .spacy_config import LOGGER_NAME
+
+log = logging.getLogger(__name__)
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
+
+_ACTIVE_SINK: Optional[Any] = None
+
+
+def set_active_sink(sink: Optional[Any]) -> None:
+    """Point the logger at a sink (or at nothing); owned by the tracking run."""
+    global _ACTIVE_SINK
+    _ACTIVE_SINK = sink
+
+
+def active_sink() -> Optional[Any]:
+    return _ACTIVE_SINK
+
+
+def metric_key(*parts: str) -> str:
+    """A valid MLflow metric name for any label: unsafe characters become `_`."""
+    return "/".join(_UNSAFE.sub("_", p) for p in parts)
+
+
+def step_metrics(info: Dict[str, Any]) -> Dict[str, float]:
+    """Flatten spaCy's per-evaluation `info` dict into MLflow metrics."""
+    metrics: Dict[str, float] = {}
+    if info.get("score") is not None:
+        metrics["score"] = float(info["score"])
+    if info.get("epoch") is not None:
+        metrics["epoch"] = float(info["epoch"])
+    for component, loss in (info.get("losses") or {}).items():
+        metrics[metric_key("loss", component)] = float(loss)
+    for name, value in (info.get("other_scores") or {}).items():
+        if name == "ents_per_type" and isinstance(value, dict):
+            for label, prf in value.items():
+                for k in ("p", "r", "f"):
+                    if prf.get(k) is not None:
+                        metrics[metric_key("ents_per_type", label, k)] = float(prf[k])
+        elif name == "speed" and value is not None:
+            metrics["eval_words_per_second"] = float(value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            metrics[metric_key(name)] = float(value)
+    seconds = info.get("seconds") or 0
+    if seconds and info.get("words"):
+        metrics["train_words_per_second"] = float(info["words"]) / float(seconds)
+    return metrics
+
+
+@spacy.registry.loggers(LOGGER_NAME)
+def mlflow_logger(
+    console: bool = True, progress_bar: Optional[str] = None
+) -> Callable[[Any, IO, IO], Tuple[Callable[[Optional[Dict[str, Any]]], None], Callable[[], None]]]:
+    """spaCy logger factory: console output plus MLflow metrics at every evaluation step."""
+    console_factory = spacy.registry.loggers.get("spacy.ConsoleLogger.v3")
+    console_setup = console_factory(progress_bar=progress_bar, console_output=console, output_file=None)
+
+    def setup(nlp: Any, stdout: IO = sys.stdout, stderr: IO = sys.stderr):
+        log_console, finalize_console = console_setup(nlp, stdout, stderr)
+
+        def log_step(info: Optional[Dict[str, Any]]) -> None:
+            log_console(info)
+            if info is None:
+                return
+            sink = active_sink()
+            if sink is None:
+                return
+            try:
+                sink.log_metrics(step_metrics(info), step=int(info.get("step", 0)))
+            except Exception as err:  # tracking must never stop training
+                log.warning("could not queue metrics for step %s: %s", info.get("step"), err)
+
+        def finalize() -> None:
+            finalize_console()
+
+        return log_step, finalize
+
+    return setup

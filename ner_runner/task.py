@@ -1,0 +1,223 @@
+"""The task function: wires data -> spaCy config -> training -> evaluation -> tracking.
+
+Each stage takes plain values; only this module reads the composed Hydra config.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from . import __version__
+from .errors import NerRunnerError
+
+log = logging.getLogger("ner_runner")
+
+
+def _abs(path: Optional[str], root: Path) -> Optional[Path]:
+    if path is None:
+        return None
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else root / p
+
+
+def _hydra_context() -> Dict[str, Any]:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    return {
+        "run_dir": Path(hc.runtime.output_dir),
+        "cwd": Path(hc.runtime.cwd),
+        "choices": dict(hc.runtime.choices),
+        "multirun": hc.mode == RunMode.MULTIRUN,
+        "job_num": hc.job.num if hc.mode == RunMode.MULTIRUN else None,
+        "overrides": hc.job.override_dirname,
+        "hydra_dir": Path(hc.runtime.output_dir) / hc.output_subdir if hc.output_subdir else None,
+    }
+
+
+def format_data_report(reports: Dict[str, Any]) -> str:
+    """A short table: examples and entities per label per split."""
+    labels = sorted({l for r in reports.values() for l in r.entities})
+    names = list(reports)
+    rows = [("", *names)]
+    rows.append(("examples read", *(str(reports[n].read) for n in names)))
+    rows.append(("accepted", *(str(reports[n].accepted) for n in names)))
+    for reason in sorted({k for r in reports.values() for k in r.skipped}):
+        rows.append((f"skipped: {reason}", *(str(reports[n].skipped.get(reason, 0)) for n in names)))
+    rows.append(("no entity", *(str(reports[n].docs_without_entities) for n in names)))
+    for label in labels:
+        rows.append((label, *(str(reports[n].entities.get(label, 0)) for n in names)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        for r in rows
+    )
+
+
+def _evaluation_metrics(scores: Dict[str, Any]) -> Dict[str, float]:
+    from .spacy_logger import metric_key
+
+    metrics = {
+        f"dev_{k}": float(scores[k]) for k in ("ents_f", "ents_p", "ents_r") if scores.get(k) is not None
+    }
+    for label, prf in (scores.get("ents_per_type") or {}).items():
+        for k, v in prf.items():
+            metrics[metric_key("dev_ents_per_type", label, k)] = float(v)
+    return metrics
+
+
+def run_pipeline(cfg: DictConfig) -> Optional[float]:
+    """One training run; returns the dev ents_f of model-best (None when train=false)."""
+    from .data import convert_corpus
+    from .spacy_config import HardwareSettings, TrainingSettings, render_spacy_config, write_config
+
+    started = time.time()
+    ctx = _hydra_context()
+    run_dir: Path = ctx["run_dir"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    root: Path = ctx["cwd"]
+
+    train_path = _abs(cfg.data.train, root)
+    dev_path = _abs(cfg.data.dev, root)
+    if dev_path is None:
+        raise NerRunnerError("data.dev is not set (give data.dev=PATH)")
+
+    corpus = convert_corpus(
+        train_path,
+        dev_path,
+        labels=list(cfg.phase.labels),
+        out_dir=run_dir / "corpus",
+        lang=cfg.phase.lang,
+        alignment=cfg.data.alignment,
+        on_error=cfg.data.on_error,
+    )
+    log.info("data:\n%s", format_data_report(corpus.reports))
+    (run_dir / "data_report.json").write_text(json.dumps(corpus.to_dict(), indent=2))
+
+    hw = cfg.hardware
+    hardware = HardwareSettings(
+        optimize=hw.optimize,
+        gpu=hw.gpu,
+        transformer_name=hw.transformer_name,
+        gpu_allocator=hw.gpu_allocator,
+        mixed_precision=hw.mixed_precision,
+    )
+    training = TrainingSettings.from_mapping(OmegaConf.to_container(cfg.hyperparameters, resolve=True))
+    spacy_cfg = render_spacy_config(
+        lang=cfg.phase.lang,
+        hardware=hardware,
+        training=training,
+        train_path=str(corpus.train),
+        dev_path=str(corpus.dev),
+    )
+    config_path = write_config(spacy_cfg, run_dir / "config.cfg")
+    log.info("spaCy config: %s", config_path)
+    if not cfg.train:
+        log.info("train=false: stopping after conversion and config rendering")
+        return None
+
+    tracked = _tracked_run(cfg, ctx) if cfg.tracking.enabled else contextlib.nullcontext()
+    with tracked as run:
+        if run is not None:
+            from .tracking import flatten
+
+            run.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
+        best = _train(config_path, run_dir, hw.gpu_id)
+        nlp, scores = _evaluate(best, corpus.dev, hw.gpu_id)
+        evaluation = run_dir / "evaluation.json"
+        evaluation.write_text(json.dumps(scores, indent=2, default=float))
+        ents_f = float(scores.get("ents_f") or 0.0)
+        if run is not None:
+            run.log_metrics(_evaluation_metrics(scores), step=training.max_steps)
+            run.log_metrics({"wall_time_s": time.time() - started}, step=0)
+            for path in (config_path, evaluation, run_dir / "data_report.json"):
+                run.log_artifact(path)
+            if ctx["hydra_dir"] is not None and ctx["hydra_dir"].is_dir():
+                run.log_artifact(ctx["hydra_dir"], artifact_path="hydra")
+            if cfg.tracking.log_model:
+                _log_model(nlp, cfg, hardware)
+    log.info("dev ents_f %.4f (model: %s, %.1fs)", ents_f, best, time.time() - started)
+    return ents_f
+
+
+def _train(config_path: Path, run_dir: Path, gpu_id: int) -> Path:
+    from .training import train_pipeline
+
+    return train_pipeline(config_path, run_dir, gpu_id=gpu_id)
+
+
+def _evaluate(best: Path, dev: Path, gpu_id: int):
+    from .training import evaluate_pipeline
+
+    return evaluate_pipeline(best, dev, gpu_id=gpu_id)
+
+
+def _tracked_run(cfg: DictConfig, ctx: Dict[str, Any]):
+    import spacy
+
+    from .tracking import TrackedRun, git_commit
+
+    choices = ctx["choices"]
+    run_name = cfg.tracking.run_name or "-".join(
+        str(x) for x in (cfg.phase.name, cfg.hardware.name, ctx["job_num"]) if x is not None
+    )
+    tags = {
+        "phase": cfg.phase.name,
+        "hardware": cfg.hardware.name,
+        "hyperparameters": str(choices.get("hyperparameters", cfg.hyperparameters.name)),
+        "overrides": ctx["overrides"] or "",
+        "spacy_version": spacy.__version__,
+        "ner_runner_version": __version__,
+    }
+    commit = git_commit(ctx["cwd"])
+    if commit:
+        tags["git_commit"] = commit
+        tags["mlflow.source.git.commit"] = commit
+    return TrackedRun(
+        tracking_uri=cfg.tracking.uri,
+        experiment=cfg.tracking.experiment,
+        run_name=run_name,
+        tags=tags,
+        run_dir=ctx["run_dir"],
+        timeout_s=cfg.tracking.timeout_s,
+        max_retries=cfg.tracking.max_retries,
+    )
+
+
+def _log_model(nlp: Any, cfg: DictConfig, hardware: Any) -> None:
+    import spacy
+
+    from .tracking import log_spacy_model
+
+    reqs = [f"spacy=={spacy.__version__}"]
+    if "transformer" in nlp.pipe_names:
+        import spacy_transformers
+
+        reqs.append(f"spacy-transformers=={spacy_transformers.__version__}")
+    log_spacy_model(nlp, registered_model_name=cfg.tracking.registered_model, pip_requirements=reqs)
+
+
+def run_task(cfg: DictConfig) -> Optional[float]:
+    """Hydra entry: user errors become one line and a non-zero exit in a single run.
+
+    In a multirun the error is raised so the launcher records that job as failed and goes on.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    try:
+        return run_pipeline(cfg)
+    except NerRunnerError as err:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
