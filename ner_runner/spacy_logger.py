@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import time
 from typing import IO, Any, Callable, Dict, Optional, Tuple
 
 import spacy
@@ -58,9 +59,6 @@ def step_metrics(info: Dict[str, Any]) -> Dict[str, float]:
             metrics["eval_words_per_second"] = float(value)
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             metrics[metric_key(name)] = float(value)
-    seconds = info.get("seconds") or 0
-    if seconds and info.get("words"):
-        metrics["train_words_per_second"] = float(info["words"]) / float(seconds)
     return metrics
 
 
@@ -74,6 +72,8 @@ def mlflow_logger(
 
     def setup(nlp: Any, stdout: IO = sys.stdout, stderr: IO = sys.stderr):
         log_console, finalize_console = console_setup(nlp, stdout, stderr)
+        # spaCy reports whole seconds only; time the words trained between evaluations ourselves.
+        last = {"time": time.perf_counter(), "words": 0}
 
         def log_step(info: Optional[Dict[str, Any]]) -> None:
             log_console(info)
@@ -83,7 +83,12 @@ def mlflow_logger(
             if sink is None:
                 return
             try:
-                sink.log_metrics(step_metrics(info), step=int(info.get("step", 0)))
+                metrics = step_metrics(info)
+                now, words = time.perf_counter(), int(info.get("words") or 0)
+                if words > last["words"] and now > last["time"]:
+                    metrics["train_words_per_second"] = (words - last["words"]) / (now - last["time"])
+                last.update(time=now, words=words)
+                sink.log_metrics(metrics, step=int(info.get("step", 0)))
             except Exception as err:  # tracking must never stop training
                 log.warning("could not queue metrics for step %s: %s", info.get("step"), err)
 

@@ -103,6 +103,14 @@ def git_commit(cwd: Optional[Path] = None) -> Optional[str]:
     return commit if out.returncode == 0 and commit else None
 
 
+def local_artifact_location(tracking_uri: str) -> Optional[str]:
+    """Artifacts of a local sqlite store live beside the database (`mlartifacts/`), not in the cwd."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    db = Path(tracking_uri[len("sqlite:///") :]).expanduser().resolve()
+    return (db.parent / "mlartifacts").as_uri()
+
+
 # --------------------------------------------------------------------------- metrics
 
 
@@ -215,6 +223,9 @@ class TrackedRun:
 
         mlflow.set_tracking_uri(self.tracking_uri)
         try:
+            location = local_artifact_location(self.tracking_uri)
+            if location and mlflow.get_experiment_by_name(self.experiment) is None:
+                mlflow.create_experiment(self.experiment, artifact_location=location)
             experiment = mlflow.set_experiment(self.experiment)
             run = mlflow.start_run(run_name=self.run_name, tags=self.tags)
         except Exception as err:
