@@ -214,10 +214,35 @@ def run_task(cfg: DictConfig) -> Optional[float]:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        return run_pipeline(cfg)
-    except NerRunnerError as err:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
+        objective = run_pipeline(cfg)
+    except BaseException as err:
+        write_result(run_dir, status="FAILED", objective=None, error=f"{type(err).__name__}: {err}")
+        if not isinstance(err, NerRunnerError) or HydraConfig.get().mode == RunMode.MULTIRUN:
             raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
+    write_result(run_dir, status="COMPLETED", objective=objective, error=None)
+    return objective
+
+
+def write_result(run_dir: Path, *, status: str, objective: Optional[float], error: Optional[str]) -> Path:
+    """`result.json`: the job's outcome where launchers and sweep summaries can read it back."""
+    run_json = run_dir / "tracking" / "run.json"
+    mlflow_run = json.loads(run_json.read_text()) if run_json.is_file() else {}
+    path = run_dir / "result.json"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps(
+            {
+                "status": status,
+                "objective": objective,
+                "error": error,
+                "mlflow_run_id": mlflow_run.get("run_id"),
+                "mlflow_experiment_id": mlflow_run.get("experiment_id"),
+            },
+            indent=2,
+        )
+    )
+    return path

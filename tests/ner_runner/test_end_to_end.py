@@ -60,6 +60,10 @@ def test_cpu_run_logs_params_metrics_and_artifacts(tmp_path, fashion_small):
     nlp = mlflow.spacy.load_model(f"runs:/{run.info.run_id}/model")
     assert nlp.pipe_names == ["tok2vec", "ner"]
     assert "dev ents_f" in proc.stderr + proc.stdout
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "COMPLETED"
+    assert result["objective"] == pytest.approx(evaluation["ents_f"])
+    assert result["mlflow_run_id"] == run.info.run_id
 
 
 def test_train_false_stops_after_config_and_corpus(tmp_path, fashion_small):
@@ -87,6 +91,8 @@ def test_failed_training_marks_run_failed(tmp_path, fashion_small):
     proc = run_py(quick_overrides(fashion_small, tmp_path, extra=["hardware.gpu_id=0"]), check=False)
     assert proc.returncode != 0
     assert "needs a CUDA GPU" in proc.stderr
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["status"] == "FAILED" and "needs a CUDA GPU" in result["error"]
     client = _client(tmp_path)
     runs = client.search_runs([client.get_experiment_by_name("fashion").experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]
