@@ -194,15 +194,13 @@ def _tracked_run(cfg: DictConfig, ctx: Dict[str, Any]):
 
 
 def _log_model(nlp: Any, cfg: DictConfig, hardware: Any) -> None:
-    import spacy
+    from importlib.metadata import version
 
     from .tracking import log_spacy_model
 
-    reqs = [f"spacy=={spacy.__version__}"]
+    reqs = [f"spacy=={version('spacy')}"]
     if "transformer" in nlp.pipe_names:
-        import spacy_transformers
-
-        reqs.append(f"spacy-transformers=={spacy_transformers.__version__}")
+        reqs.append(f"spacy-transformers=={version('spacy-transformers')}")
     log_spacy_model(nlp, registered_model_name=cfg.tracking.registered_model, pip_requirements=reqs)
 
 
