@@ -10,10 +10,12 @@ from typing import Optional
 import hydra
 from omegaconf import DictConfig
 
+from ner_runner.progress import quiet_library_bars
 from ner_runner.schema import register_configs
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+quiet_library_bars()  # no MLflow transfer bars in CI logs or Vertex's log stream
 register_configs()
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .errors import NerRunnerError
+from .progress import track
 
 ALIGNMENT_MODES = ("strict", "contract", "expand")
 MAX_PROBLEMS_SHOWN = 20
@@ -305,7 +306,8 @@ def read_prodigy_jsonl(
     label_list = list(labels) if labels is not None else None
     examples: List[Example] = []
     problems: List[Problem] = []
-    for line_no, raw in enumerate(content.splitlines(), start=1):
+    lines = track(content.splitlines(), f"reading {path.name}", unit="line")
+    for line_no, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
         report.read += 1

@@ -257,10 +257,9 @@ class TrackedRun:
     def log_artifact(self, path: Path, artifact_path: Optional[str] = None) -> None:
         import mlflow
 
-        if path.is_dir():
-            mlflow.log_artifacts(str(path), artifact_path=artifact_path)
-        else:
-            mlflow.log_artifact(str(path), artifact_path=artifact_path)
+        from .progress import upload_with_progress
+
+        upload_with_progress(path, artifact_path, lambda f, sub: mlflow.log_artifact(f, artifact_path=sub))
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         import mlflow
