@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import List
 
+from . import runs
+
 COMMANDS: List[tuple] = [
     # (name, help, add_arguments, handler); e.g.
     # ("split", "Stratified train/dev split of a Prodigy export", split.add_arguments, split.run),
+    ("runs", "A phase's MLflow runs as a table, best dev ents_f first", runs.add_arguments, runs.run),
 ]

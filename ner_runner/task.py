@@ -145,6 +145,11 @@ def run_pipeline(cfg: DictConfig) -> Optional[float]:
                 run.log_artifact(ctx["hydra_dir"], artifact_path="hydra")
             if cfg.tracking.log_model:
                 _log_model(nlp, cfg, hardware)
+        from .results import publish_results  # report files, MLflow artifacts, the printed summary
+
+        publish_results(
+            run, run_dir=run_dir, nlp=nlp, dev=corpus.dev, scores=scores, model_path=best, started=started
+        )
     log.info("dev ents_f %.4f (model: %s, %.1fs)", ents_f, best, time.time() - started)
     return ents_f
 
