@@ -132,7 +132,7 @@ class Progress:
                 unit=unit,
                 unit_scale=unit_scale,
                 file=self.stream,
-                leave=False,
+                leave=True,
                 dynamic_ncols=True,
             )
 
