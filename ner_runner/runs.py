@@ -11,7 +11,7 @@ import argparse
 import datetime as dt
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Sequence
 
 from .errors import NerRunnerError
 
