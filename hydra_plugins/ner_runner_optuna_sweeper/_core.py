@@ -1,0 +1,321 @@
+"""The sweep itself, on Optuna's ask-and-tell API.
+
+Each round asks the study for `n_jobs` trials, hands their overrides to whatever launcher Hydra
+configured (`launcher.launch(batch, initial_job_idx)`), and tells the study each job's outcome: the
+returned dev ents_f, or FAIL for a job that raised or returned nothing. Because the study lives in a
+database, a sweep that is interrupted continues where it stopped when it is started again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import optuna
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import IntervalSweep, Override, RangeSweep, Transformer
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.errors import HydraException
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import FrozenTrial, TrialState
+
+log = logging.getLogger(__name__)
+
+# A trial left RUNNING by an interrupted sweep is failed with this attribute and run again.
+INTERRUPTED_ATTR = "interrupted"
+
+
+# --------------------------------------------------------------------------- search space
+
+
+def distribution_for(override: Override) -> Optional[BaseDistribution]:
+    """The Optuna distribution of one sweep override; None for a plain value (passed unchanged)."""
+    if not override.is_sweep_override():
+        return None
+    value = override.value()
+    key = override.get_key_element()
+    if override.is_choice_sweep():
+        choices = list(override.sweep_iterator(transformer=Transformer.encode))
+        return CategoricalDistribution(choices)
+    if override.is_range_sweep():
+        assert isinstance(value, RangeSweep)
+        if value.shuffle:
+            raise HydraException(f"{key}: shuffle(range(...)) means nothing to Optuna; use range(...)")
+        values = list(value.range())
+        if not values:
+            raise HydraException(f"{key}: range(...) is empty")
+        if all(isinstance(v, int) for v in values):
+            step = int(value.step)
+            return IntDistribution(min(values), max(values), step=abs(step))
+        return FloatDistribution(min(values), max(values), step=abs(float(value.step)))
+    if override.is_interval_sweep():
+        assert isinstance(value, IntervalSweep)
+        log_scale = "log" in value.tags
+        if "int" in value.tags or (isinstance(value.start, int) and isinstance(value.end, int)):
+            return IntDistribution(int(value.start), int(value.end), log=log_scale)
+        return FloatDistribution(float(value.start), float(value.end), log=log_scale)
+    raise HydraException(f"{key}: {override.input_line!r} is not a search space this sweeper understands")
+
+
+@dataclass
+class SearchSpace:
+    distributions: Dict[str, BaseDistribution] = field(default_factory=dict)
+    fixed: List[str] = field(default_factory=list)  # overrides every trial gets unchanged
+
+    def overrides(self, params: Dict[str, Any]) -> List[str]:
+        return [*self.fixed, *(f"{name}={format_value(params[name])}" for name in self.distributions)]
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def parse_search_space(arguments: Sequence[str], parser: OverridesParser) -> SearchSpace:
+    """Sweep overrides become distributions, the rest pass through; a later override of a key wins."""
+    entries: Dict[str, Any] = {}
+    for override in parser.parse_overrides(list(arguments)):
+        key = override.get_key_element()
+        dist = distribution_for(override)
+        entries.pop(key, None)
+        entries[key] = dist if dist is not None else f"{key}={override.get_value_element_as_str()}"
+    space = SearchSpace()
+    for key, entry in entries.items():
+        if isinstance(entry, BaseDistribution):
+            space.distributions[key] = entry
+        else:
+            space.fixed.append(entry)
+    if not space.distributions:
+        raise HydraException(
+            "nothing to search: give hydra.sweeper.params (an hparams_search preset) or sweep overrides"
+        )
+    return space
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+def outcome(ret: JobReturn) -> Tuple[TrialState, Optional[float], Optional[str]]:
+    """(state, value, error) of one finished job. A failure is a failure, never a stand-in score."""
+    if ret.status == JobStatus.COMPLETED:
+        value = ret._return_value
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return TrialState.COMPLETE, float(value), None
+        return TrialState.FAIL, None, f"the job returned {value!r}, not a score (train=false?)"
+    err = ret._return_value
+    if isinstance(err, optuna.TrialPruned):
+        return TrialState.PRUNED, None, None
+    return TrialState.FAIL, None, f"{type(err).__name__}: {err}" if err is not None else "job failed"
+
+
+def job_result(ret: JobReturn) -> Dict[str, Any]:
+    """The job's result.json (MLflow run id and so on) when its directory is on this machine."""
+    try:
+        output_dir = Path(str(ret.hydra_cfg.hydra.runtime.output_dir))
+        return json.loads((output_dir / "result.json").read_text())
+    except Exception:
+        return {}
+
+
+def finished(study: optuna.Study) -> List[FrozenTrial]:
+    """Trials that count towards n_trials: complete, pruned, or failed by their job."""
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return [
+        t for t in study.get_trials(deepcopy=False, states=done) if not t.system_attrs.get(INTERRUPTED_ATTR)
+    ]
+
+
+# --------------------------------------------------------------------------- the sweeper
+
+
+def _instance(node: Any) -> Any:
+    """Hydra instantiates nested `_target_` nodes with the sweeper; a plain config is instantiated here."""
+    return instantiate(node) if isinstance(node, (DictConfig, dict)) else node
+
+
+class OptunaSweeperCore:
+    def __init__(
+        self,
+        *,
+        sampler: Any,
+        pruner: Any,
+        direction: str,
+        storage: Optional[str],
+        study_name: Optional[str],
+        n_trials: int,
+        n_jobs: int,
+        max_failure_rate: float,
+        params: Optional[Dict[str, str]],
+    ) -> None:
+        if direction not in ("maximize", "minimize"):
+            raise HydraException(f"hydra.sweeper.direction must be maximize or minimize, not {direction!r}")
+        if n_trials < 1 or n_jobs < 1:
+            raise HydraException("hydra.sweeper.n_trials and hydra.sweeper.n_jobs must be at least 1")
+        if not 0.0 <= max_failure_rate <= 1.0:
+            raise HydraException("hydra.sweeper.max_failure_rate must be between 0 and 1")
+        self.sampler_cfg = sampler
+        self.pruner_cfg = pruner
+        self.direction = direction
+        self.storage = storage
+        self.study_name = study_name
+        self.n_trials = n_trials
+        self.n_jobs = n_jobs
+        self.max_failure_rate = max_failure_rate
+        self.params = dict(params or {})
+        self.config: Optional[DictConfig] = None
+        self.launcher: Optional[Launcher] = None
+        self.hydra_context: Optional[HydraContext] = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
+
+    # ----------------------------------------------------------------- study
+
+    def _storage(self) -> Optional[str]:
+        if self.storage and self.storage.startswith("sqlite:///"):
+            Path(self.storage[len("sqlite:///") :]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return self.storage
+
+    def create_study(self) -> optuna.Study:
+        study = optuna.create_study(
+            storage=self._storage(),
+            study_name=self.study_name,
+            sampler=_instance(self.sampler_cfg),
+            pruner=_instance(self.pruner_cfg),
+            direction=self.direction,
+            load_if_exists=True,
+        )
+        if study.direction.name.lower() != self.direction:
+            raise HydraException(
+                f"study {study.study_name!r} in {self.storage} was created to {study.direction.name.lower()}, "
+                f"not {self.direction}; choose another hydra.sweeper.study_name"
+            )
+        self._requeue_interrupted(study)
+        return study
+
+    @staticmethod
+    def _requeue_interrupted(study: optuna.Study) -> None:
+        """Trials left RUNNING by an interrupted sweep: fail them and run their parameters again."""
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            study._storage.set_trial_system_attr(trial._trial_id, INTERRUPTED_ATTR, True)
+            study.tell(trial.number, state=TrialState.FAIL)
+            study.enqueue_trial(trial.params, skip_if_exists=True)
+            log.warning("trial %d was interrupted; it runs again with the same parameters", trial.number)
+
+    # ----------------------------------------------------------------- sweep
+
+    def sweep(self, arguments: List[str]) -> List[Sequence[JobReturn]]:
+        assert self.config is not None and self.launcher is not None and self.hydra_context is not None
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        space = parse_search_space([*(f"{k}={v}" for k, v in self.params.items()), *arguments], parser)
+
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+
+        study = self.create_study()
+        already = len(finished(study))
+        if already:
+            log.info("study %r in %s already has %d finished trial(s)", study.study_name, self.storage, already)
+        remaining = self.n_trials - already
+        if remaining <= 0:
+            log.info("study %r already has %d trials (n_trials=%d): nothing to run", study.study_name, already,
+                     self.n_trials)
+        log.info(
+            "Optuna study %r: %d trial(s) to run, %d per launch; search space: %s",
+            study.study_name,
+            max(remaining, 0),
+            self.n_jobs,
+            ", ".join(f"{k}: {v}" for k, v in space.distributions.items()),
+        )
+
+        returns: List[Sequence[JobReturn]] = []
+        failures: List[Tuple[int, Dict[str, Any], str]] = []
+        ran = 0
+        next_job_idx = 0
+        while remaining > 0:
+            batch_size = min(self.n_jobs, remaining)
+            trials = [study.ask(fixed_distributions=space.distributions) for _ in range(batch_size)]
+            batch = [space.overrides(t.params) for t in trials]
+            self.validate_batch_is_legal(batch)
+            numbers = [t.number for t in trials]
+            # Job directories follow the trial numbers when they are consecutive (they are, unless another
+            # process works on the same study), so job N is trial N even across resumed sweeps.
+            consecutive = numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+            first_idx = max(numbers[0], next_job_idx) if consecutive else next_job_idx
+            results = self.launcher.launch(batch, initial_job_idx=first_idx)
+            next_job_idx = first_idx + len(batch)
+            for trial, ret in zip(trials, results):
+                state, value, error = outcome(ret)
+                result = job_result(ret)
+                if result.get("mlflow_run_id"):
+                    trial.set_user_attr("mlflow_run_id", result["mlflow_run_id"])
+                if error:
+                    trial.set_user_attr("error", error[:2000])
+                study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+                if state == TrialState.FAIL:
+                    failures.append((trial.number, trial.params, error or ""))
+                    log.warning("trial %d failed: %s", trial.number, error)
+            returns.append(results)
+            ran += len(batch)
+            remaining -= len(batch)
+            rate = len(failures) / ran
+            if failures and rate > self.max_failure_rate:
+                raise HydraException(
+                    f"{len(failures)} of {ran} trials failed (more than max_failure_rate="
+                    f"{self.max_failure_rate}); stopping the sweep. Failed: "
+                    + "; ".join(f"#{n} {p}: {e}" for n, p, e in failures)
+                )
+
+        self._report(study, sweep_dir, failures)
+        return returns
+
+    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+        assert self.hydra_context is not None and self.config is not None
+        for overrides in batch:
+            self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+
+    def _report(self, study: optuna.Study, sweep_dir: Path, failures: List[Tuple[int, Dict[str, Any], str]]) -> None:
+        if failures:
+            log.warning(
+                "%d trial(s) failed: %s", len(failures), "; ".join(f"#{n}: {e}" for n, o, e in failures)
+            )
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not complete:
+            raise HydraException(f"no trial of study {study.study_name!r} completed; see the failures above")
+        best = study.best_trial
+        results = {
+            "name": "optuna",
+            "study_name": study.study_name,
+            "storage": self.storage,
+            "best_trial": best.number,
+            "best_value": best.value,
+            "best_params": best.params,
+            "best_mlflow_run_id": best.user_attrs.get("mlflow_run_id"),
+            "n_trials": len(finished(study)),
+            "failed_trials": [n for n, _, _ in failures],
+        }
+        OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")
+        log.info("best trial #%d: %s = %s (MLflow run %s)", best.number, best.params, best.value,
+                 results["best_mlflow_run_id"])
