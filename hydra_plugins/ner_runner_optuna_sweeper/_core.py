@@ -88,6 +88,13 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def _value_text(override: Override) -> str:
+    """A fixed value as the user wrote it (quotes and all), so the job parses exactly that."""
+    if override.input_line is not None and "=" in override.input_line:
+        return override.get_value_string()
+    return override.get_value_element_as_str()
+
+
 def parse_search_space(arguments: Sequence[str], parser: OverridesParser) -> SearchSpace:
     """Sweep overrides become distributions, the rest pass through; a later override of a key wins."""
     entries: Dict[str, Any] = {}
@@ -95,7 +102,7 @@ def parse_search_space(arguments: Sequence[str], parser: OverridesParser) -> Sea
         key = override.get_key_element()
         dist = distribution_for(override)
         entries.pop(key, None)
-        entries[key] = dist if dist is not None else f"{key}={override.get_value_element_as_str()}"
+        entries[key] = dist if dist is not None else f"{key}={_value_text(override)}"
     space = SearchSpace()
     for key, entry in entries.items():
         if isinstance(entry, BaseDistribution):
@@ -220,7 +227,7 @@ class OptunaSweeperCore:
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             study._storage.set_trial_system_attr(trial._trial_id, INTERRUPTED_ATTR, True)
             study.tell(trial.number, state=TrialState.FAIL)
-            study.enqueue_trial(trial.params, skip_if_exists=True)
+            study.enqueue_trial(trial.params)
             log.warning("trial %d was interrupted; it runs again with the same parameters", trial.number)
 
     # ----------------------------------------------------------------- sweep
