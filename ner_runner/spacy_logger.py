@@ -16,6 +16,7 @@ from typing import IO, Any, Callable, Dict, Optional, Tuple
 
 import spacy
 
+from . import trial_pruning
 from .spacy_config import LOGGER_NAME
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ def mlflow_logger(
 
     def setup(nlp: Any, stdout: IO = sys.stdout, stderr: IO = sys.stderr):
         log_console, finalize_console = console_setup(nlp, stdout, stderr)
+        # A sweep that prunes weak trials listens to this run's per-step dev scores.
+        trial = trial_pruning.current_trial()
         # spaCy reports whole seconds only; time the words trained between evaluations ourselves.
         last = {"time": time.perf_counter(), "words": 0}
 
@@ -80,8 +83,15 @@ def mlflow_logger(
             if info is None:
                 return
             sink = active_sink()
-            if sink is None:
-                return
+            if sink is not None:
+                _to_sink(sink, info)
+            if trial is not None:
+                # after the step's metrics are queued: a pruned run keeps the scores that got it pruned
+                score = (info.get("other_scores") or {}).get("ents_f", info.get("score"))
+                if score is not None:
+                    trial_pruning.report(trial, int(info.get("step", 0)), float(score))
+
+        def _to_sink(sink: Any, info: Dict[str, Any]) -> None:
             try:
                 metrics = step_metrics(info)
                 now, words = time.perf_counter(), int(info.get("words") or 0)

@@ -221,7 +221,10 @@ def run_task(cfg: DictConfig) -> Optional[float]:
     try:
         objective = run_pipeline(cfg)
     except BaseException as err:
-        write_result(run_dir, status="FAILED", objective=None, error=f"{type(err).__name__}: {err}")
+        from .trial_pruning import is_pruned
+
+        status = "PRUNED" if is_pruned(err) else "FAILED"
+        write_result(run_dir, status=status, objective=None, error=f"{type(err).__name__}: {err}")
         if not isinstance(err, NerRunnerError) or HydraConfig.get().mode == RunMode.MULTIRUN:
             raise
         print(f"error: {err}", file=sys.stderr)

@@ -270,6 +270,7 @@ class TrackedRun:
         import mlflow
 
         from . import spacy_logger
+        from .trial_pruning import is_pruned
 
         spacy_logger.set_active_sink(None)
         undelivered: List[dict] = []
@@ -282,9 +283,12 @@ class TrackedRun:
                 self.sink.journal,
             )
         status = "FINISHED" if exc_type is None else "FAILED"
-        if exc_type is KeyboardInterrupt:
+        pruned = exc is not None and is_pruned(exc)
+        if exc_type is KeyboardInterrupt or pruned:
             status = "KILLED"
         try:
+            if pruned:  # stopped on purpose by a sweep's pruner: not a failure
+                mlflow.set_tag("pruned", str(exc))
             mlflow.end_run(status=status)
         except Exception as err:
             log.warning("could not mark the MLflow run %s: %s", status, err)

@@ -8,12 +8,13 @@ database, a sweep that is interrupted continues where it stopped when it is star
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -152,9 +153,13 @@ def finished(study: optuna.Study) -> List[FrozenTrial]:
 # --------------------------------------------------------------------------- the sweeper
 
 
-def _instance(node: Any) -> Any:
-    """Hydra instantiates nested `_target_` nodes with the sweeper; a plain config is instantiated here."""
-    return instantiate(node) if isinstance(node, (DictConfig, dict)) else node
+def _token(trial: optuna.Trial) -> str:
+    return f"trial{trial._trial_id}"
+
+
+def _instance(node: Any, **kwargs: Any) -> Any:
+    """The sampler or pruner from its config (or as given, when already built)."""
+    return instantiate(node, **kwargs) if isinstance(node, (DictConfig, dict)) else node
 
 
 class OptunaSweeperCore:
@@ -189,6 +194,7 @@ class OptunaSweeperCore:
         self.config: Optional[DictConfig] = None
         self.launcher: Optional[Launcher] = None
         self.hydra_context: Optional[HydraContext] = None
+        self.pruning: Optional[Any] = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
@@ -213,6 +219,11 @@ class OptunaSweeperCore:
             direction=self.direction,
             load_if_exists=True,
         )
+        seed = self.sampler_cfg.get("seed") if isinstance(self.sampler_cfg, (DictConfig, dict)) else None
+        if study.trials and seed is not None:
+            # A seeded sampler would start its random sequence again and repeat the first sweep's trials;
+            # continue with a seed of its own, still reproducible.
+            study.sampler = _instance(self.sampler_cfg, seed=int(seed) + len(study.trials))
         if study.direction.name.lower() != self.direction:
             raise HydraException(
                 f"study {study.study_name!r} in {self.storage} was created to {study.direction.name.lower()}, "
@@ -230,6 +241,43 @@ class OptunaSweeperCore:
             study.enqueue_trial(trial.params)
             log.warning("trial %d was interrupted; it runs again with the same parameters", trial.number)
 
+    # ----------------------------------------------------------------- pruning
+
+    def _pruning_module(self, study: optuna.Study) -> Optional[Any]:
+        """`ner_runner.trial_pruning` when this sweep can prune, else None (and why, in the log)."""
+        from hydra._internal.core_plugins.basic_launcher import BasicLauncher
+
+        if isinstance(study.pruner, optuna.pruners.NopPruner):
+            return None
+        if not isinstance(self.launcher, BasicLauncher):
+            log.warning(
+                "%s runs trials outside this process: they cannot report per-step scores, so %s prunes "
+                "nothing and every trial trains to its end",
+                type(self.launcher).__name__,
+                type(study.pruner).__name__,
+            )
+            return None
+        try:
+            from ner_runner import trial_pruning
+        except ImportError:
+            log.warning("ner_runner is not importable here: trials are not pruned")
+            return None
+        return trial_pruning
+
+    @contextlib.contextmanager
+    def _pruning_channel(self, trials: Sequence[optuna.Trial], batch: Sequence[Sequence[str]]) -> Iterator[None]:
+        """Make the batch's live trials reachable from their jobs' spaCy logger for the launch."""
+        if self.pruning is None:
+            yield
+            return
+        for trial in trials:
+            self.pruning.register(_token(trial), trial)
+        try:
+            yield
+        finally:
+            for trial in trials:
+                self.pruning.unregister(_token(trial))
+
     # ----------------------------------------------------------------- sweep
 
     def sweep(self, arguments: List[str]) -> List[Sequence[JobReturn]]:
@@ -242,6 +290,13 @@ class OptunaSweeperCore:
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
         study = self.create_study()
+        self.pruning = self._pruning_module(study)
+        per_launch = self.n_jobs
+        if self.pruning is not None and per_launch > 1:
+            # The pruner compares a trial with trials that have finished; jobs of one launch finish together,
+            # and this launcher runs them one after another anyway, so launch them one at a time.
+            log.info("pruning in this process: launching 1 trial at a time instead of n_jobs=%d", per_launch)
+            per_launch = 1
         already = len(finished(study))
         if already:
             log.info("study %r in %s already has %d finished trial(s)", study.study_name, self.storage, already)
@@ -253,7 +308,7 @@ class OptunaSweeperCore:
             "Optuna study %r: %d trial(s) to run, %d per launch; search space: %s",
             study.study_name,
             max(remaining, 0),
-            self.n_jobs,
+            per_launch,
             ", ".join(f"{k}: {v}" for k, v in space.distributions.items()),
         )
 
@@ -262,16 +317,19 @@ class OptunaSweeperCore:
         ran = 0
         next_job_idx = 0
         while remaining > 0:
-            batch_size = min(self.n_jobs, remaining)
+            batch_size = min(per_launch, remaining)
             trials = [study.ask(fixed_distributions=space.distributions) for _ in range(batch_size)]
             batch = [space.overrides(t.params) for t in trials]
             self.validate_batch_is_legal(batch)
+            if self.pruning is not None:
+                batch = [[*b, f"++hydra.job.env_set.{self.pruning.ENV_VAR}={_token(t)}"] for b, t in zip(batch, trials)]
             numbers = [t.number for t in trials]
             # Job directories follow the trial numbers when they are consecutive (they are, unless another
             # process works on the same study), so job N is trial N even across resumed sweeps.
             consecutive = numbers == list(range(numbers[0], numbers[0] + len(numbers)))
             first_idx = max(numbers[0], next_job_idx) if consecutive else next_job_idx
-            results = self.launcher.launch(batch, initial_job_idx=first_idx)
+            with self._pruning_channel(trials, batch):
+                results = self.launcher.launch(batch, initial_job_idx=first_idx)
             next_job_idx = first_idx + len(batch)
             for trial, ret in zip(trials, results):
                 state, value, error = outcome(ret)

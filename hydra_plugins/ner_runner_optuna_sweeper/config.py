@@ -13,13 +13,13 @@ from omegaconf import MISSING
 
 @dataclass
 class TPESamplerConfig:
-    """Optuna's TPE. `constant_liar` keeps the trials of one parallel batch apart from each other."""
+    """Optuna's TPE. `constant_liar` keeps the trials of one parallel launch apart from each other."""
 
     _target_: str = "optuna.samplers.TPESampler"
     seed: Optional[int] = None
-    n_startup_trials: int = 10
+    n_startup_trials: int = 10  # random trials before TPE models the results
     multivariate: bool = False
-    constant_liar: bool = False
+    constant_liar: bool = True
 
 
 @dataclass
@@ -43,8 +43,8 @@ class MedianPrunerConfig:
     """
 
     _target_: str = "optuna.pruners.MedianPruner"
-    n_startup_trials: int = 5
-    n_warmup_steps: int = 0
+    n_startup_trials: int = 5  # finished trials before any pruning
+    n_warmup_steps: int = 200  # spaCy training steps before a trial may be pruned
     interval_steps: int = 1
     n_min_trials: int = 1
 
@@ -52,6 +52,8 @@ class MedianPrunerConfig:
 @dataclass
 class NerRunnerOptunaSweeperConf:
     _target_: str = "hydra_plugins.ner_runner_optuna_sweeper.optuna_sweeper.NerRunnerOptunaSweeper"
+    # The sweeper builds the sampler and pruner itself (a resumed study needs a sampler seeded anew).
+    _recursive_: bool = False
     defaults: List[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "nop"}])
 
     sampler: Any = MISSING

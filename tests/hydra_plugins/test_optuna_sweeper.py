@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import quick_overrides, run_py
 
-STEPS = 8
+STEPS = 4
 
 
 def _parse(text: str):
@@ -56,7 +56,32 @@ def test_a_command_line_override_replaces_the_preset_parameter():
     assert space.overrides({"hyperparameters.batch_size": 200})[-1] == "hyperparameters.batch_size=200"
 
 
-def _sweep_args(data, tmp: Path, study: str, n_trials: int, n_jobs: int, extra: List[str] = ()) -> List[str]:
+def test_a_resumed_seeded_study_does_not_repeat_its_first_trials(tmp_path):
+    import optuna
+    from omegaconf import OmegaConf
+    from optuna.distributions import FloatDistribution
+
+    from hydra_plugins.ner_runner_optuna_sweeper._core import OptunaSweeperCore
+
+    space = {"hyperparameters.dropout": FloatDistribution(0.0, 1.0)}
+    core = OptunaSweeperCore(
+        sampler=OmegaConf.create({"_target_": "optuna.samplers.RandomSampler", "seed": 0}),
+        pruner=OmegaConf.create({"_target_": "optuna.pruners.NopPruner"}),
+        direction="maximize", storage=f"sqlite:///{tmp_path / 'optuna.db'}", study_name="seeded",
+        n_trials=2, n_jobs=1, max_failure_rate=0.0, params=None,
+    )
+    first = core.create_study()
+    trial = first.ask(space)
+    first.tell(trial, 0.5)
+    # the same seed on a fresh study starts the same sequence: that is what a resume must not do
+    assert optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask(space).params == trial.params
+    resumed = core.create_study()
+    assert resumed.ask(space).params != trial.params
+
+
+def _sweep_args(
+    data, tmp: Path, study: str, n_trials: int, n_jobs: int, extra: List[str] = (), pruner: str = "nop"
+) -> List[str]:
     return [
         "-m",
         "hparams_search=optuna_cpu",
@@ -67,6 +92,7 @@ def _sweep_args(data, tmp: Path, study: str, n_trials: int, n_jobs: int, extra: 
         f"hydra.sweeper.n_trials={n_trials}",
         f"hydra.sweeper.n_jobs={n_jobs}",
         "hydra.sweeper.sampler.n_startup_trials=2",
+        f"hydra/sweeper/pruner={pruner}",
         # a space where a few steps of training give different scores
         "hyperparameters.learning_rate=tag(log, interval(1e-3, 3e-2))",
         "hyperparameters.batch_size=choice(100, 1000)",
@@ -91,6 +117,9 @@ def _mlflow_runs(tmp: Path):
 def test_optuna_study_best_value_is_the_best_mlflow_run(tmp_path, fashion_small):
     proc = run_py(_sweep_args(fashion_small, tmp_path, "s3", n_trials=3, n_jobs=2))
     from optuna.trial import TrialState
+
+    # launches sized by n_jobs: 2 trials, then the 1 left
+    assert proc.stdout.count("Launching 2 jobs locally") == 1 and proc.stdout.count("Launching 1 jobs locally") == 1
 
     study = _study(tmp_path, "s3")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
@@ -181,3 +210,37 @@ def test_failed_trials_are_told_failed_and_the_policy_stops_the_sweep(tmp_path, 
     assert "job 0 FAILED" in proc.stdout and "job 1 FAILED" in proc.stdout
     summary = json.loads((tmp_path / "multirun" / "sweep_summary.json").read_text())
     assert [j["status"] for j in summary] == ["FAILED", "FAILED"]
+
+
+@pytest.mark.slow
+def test_median_pruner_stops_a_weak_trial_in_process(tmp_path, fashion_small):
+    import optuna
+    from optuna.trial import TrialState
+
+    # two set trials, in order: one that learns, then one whose learning rate is too small to learn anything
+    study = optuna.create_study(study_name="prune", storage=f"sqlite:///{tmp_path / 'optuna.db'}",
+                                direction="maximize")
+    study.enqueue_trial({"hyperparameters.learning_rate": 0.02, "hyperparameters.batch_size": 1000})
+    study.enqueue_trial({"hyperparameters.learning_rate": 1e-7, "hyperparameters.batch_size": 1000})
+    run_py(
+        [
+            *_sweep_args(fashion_small, tmp_path, "prune", n_trials=2, n_jobs=2, pruner="median"),
+            "hyperparameters.max_steps=12",
+            "hyperparameters.eval_frequency=4",
+            "hyperparameters.learning_rate=choice(0.02, 1e-7)",
+            "hyperparameters.dropout=0.1",  # a fixed value replaces the preset's range
+            # the preset's pruner, with a test-sized start
+            "hydra.sweeper.pruner.n_startup_trials=1",
+            "hydra.sweeper.pruner.n_warmup_steps=0",
+        ]
+    )
+    study = _study(tmp_path, "prune")
+    strong, weak = study.trials
+    assert strong.state == TrialState.COMPLETE and max(strong.intermediate_values.values()) > 0
+    assert weak.state == TrialState.PRUNED
+    assert weak.intermediate_values and max(weak.intermediate_values) <= 12
+    result = json.loads((tmp_path / "multirun" / "1" / "result.json").read_text())
+    assert result["status"] == "PRUNED" and "pruned at step" in result["error"]
+    runs = {r.info.run_id: r for r in _mlflow_runs(tmp_path)}
+    assert runs[result["mlflow_run_id"]].info.status == "KILLED"
+    assert "pruned at step" in runs[result["mlflow_run_id"]].data.tags["pruned"]
