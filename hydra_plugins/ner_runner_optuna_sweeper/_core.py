@@ -298,15 +298,13 @@ class OptunaSweeperCore:
             log.info("pruning in this process: launching 1 trial at a time instead of n_jobs=%d", per_launch)
             per_launch = 1
         already = len(finished(study))
-        if already:
-            log.info("study %r in %s already has %d finished trial(s)", study.study_name, self.storage, already)
         remaining = self.n_trials - already
-        if remaining <= 0:
-            log.info("study %r already has %d trials (n_trials=%d): nothing to run", study.study_name, already,
-                     self.n_trials)
         log.info(
-            "Optuna study %r: %d trial(s) to run, %d per launch; search space: %s",
+            "Optuna study %r (%s): %d of n_trials=%d finished, %d to run, %d per launch; search space: %s",
             study.study_name,
+            self.storage or "in memory",
+            already,
+            self.n_trials,
             max(remaining, 0),
             per_launch,
             ", ".join(f"{k}: {v}" for k, v in space.distributions.items()),
@@ -322,7 +320,8 @@ class OptunaSweeperCore:
             batch = [space.overrides(t.params) for t in trials]
             self.validate_batch_is_legal(batch)
             if self.pruning is not None:
-                batch = [[*b, f"++hydra.job.env_set.{self.pruning.ENV_VAR}={_token(t)}"] for b, t in zip(batch, trials)]
+                env = f"++hydra.job.env_set.{self.pruning.ENV_VAR}"
+                batch = [[*b, f"{env}={_token(t)}"] for b, t in zip(batch, trials)]
             numbers = [t.number for t in trials]
             # Job directories follow the trial numbers when they are consecutive (they are, unless another
             # process works on the same study), so job N is trial N even across resumed sweeps.
@@ -332,16 +331,9 @@ class OptunaSweeperCore:
                 results = self.launcher.launch(batch, initial_job_idx=first_idx)
             next_job_idx = first_idx + len(batch)
             for trial, ret in zip(trials, results):
-                state, value, error = outcome(ret)
-                result = job_result(ret)
-                if result.get("mlflow_run_id"):
-                    trial.set_user_attr("mlflow_run_id", result["mlflow_run_id"])
-                if error:
-                    trial.set_user_attr("error", error[:2000])
-                study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
-                if state == TrialState.FAIL:
-                    failures.append((trial.number, trial.params, error or ""))
-                    log.warning("trial %d failed: %s", trial.number, error)
+                error = self._tell(study, trial, ret)
+                if error is not None:
+                    failures.append((trial.number, trial.params, error))
             returns.append(results)
             ran += len(batch)
             remaining -= len(batch)
@@ -356,12 +348,29 @@ class OptunaSweeperCore:
         self._report(study, sweep_dir, failures)
         return returns
 
+    @staticmethod
+    def _tell(study: optuna.Study, trial: optuna.Trial, ret: JobReturn) -> Optional[str]:
+        """Tell the study how the trial's job ended; returns the error of a failed one."""
+        state, value, error = outcome(ret)
+        result = job_result(ret)
+        if result.get("mlflow_run_id"):
+            trial.set_user_attr("mlflow_run_id", result["mlflow_run_id"])
+        if error:
+            trial.set_user_attr("error", error[:2000])
+        study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+        if state != TrialState.FAIL:
+            return None
+        log.warning("trial %d failed: %s", trial.number, error)
+        return error or "job failed"
+
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         assert self.hydra_context is not None and self.config is not None
         for overrides in batch:
             self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
 
-    def _report(self, study: optuna.Study, sweep_dir: Path, failures: List[Tuple[int, Dict[str, Any], str]]) -> None:
+    def _report(
+        self, study: optuna.Study, sweep_dir: Path, failures: List[Tuple[int, Dict[str, Any], str]]
+    ) -> None:
         if failures:
             log.warning(
                 "%d trial(s) failed: %s", len(failures), "; ".join(f"#{n}: {e}" for n, o, e in failures)

@@ -35,7 +35,8 @@ def test_search_space_syntax_maps_to_optuna_distributions():
     assert distribution_for(_parse("hyperparameters.batch_size=choice(1000, 2000)")) == CategoricalDistribution(
         [1000, 2000]
     )
-    assert distribution_for(_parse("hyperparameters.batch_size=1000,2000")) == CategoricalDistribution([1000, 2000])
+    simple = distribution_for(_parse("hyperparameters.batch_size=1000,2000"))
+    assert simple == CategoricalDistribution([1000, 2000])
     assert distribution_for(_parse("hyperparameters.seed=tag(int, interval(0, 9))")) == IntDistribution(0, 9)
     assert distribution_for(_parse("hyperparameters.seed=3")) is None
 
@@ -119,7 +120,8 @@ def test_optuna_study_best_value_is_the_best_mlflow_run(tmp_path, fashion_small)
     from optuna.trial import TrialState
 
     # launches sized by n_jobs: 2 trials, then the 1 left
-    assert proc.stdout.count("Launching 2 jobs locally") == 1 and proc.stdout.count("Launching 1 jobs locally") == 1
+    assert proc.stdout.count("Launching 2 jobs locally") == 1
+    assert proc.stdout.count("Launching 1 jobs locally") == 1
 
     study = _study(tmp_path, "s3")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
@@ -136,7 +138,8 @@ def test_optuna_study_best_value_is_the_best_mlflow_run(tmp_path, fashion_small)
     # the trial's parameters are the run's parameters
     for t in study.trials:
         params = by_id[t.user_attrs["mlflow_run_id"]].data.params
-        assert float(params["hyperparameters.learning_rate"]) == pytest.approx(t.params["hyperparameters.learning_rate"])
+        lr = t.params["hyperparameters.learning_rate"]
+        assert float(params["hyperparameters.learning_rate"]) == pytest.approx(lr)
         assert int(params["hyperparameters.batch_size"]) == t.params["hyperparameters.batch_size"]
 
     sweep_dir = tmp_path / "multirun"

@@ -12,7 +12,9 @@ from ner_runner.sweep_summary import collect, format_table, ranked, summarize
 from tests.conftest import quick_overrides, run_py
 
 
-def _job(sweep: Path, num: int, overrides: List[str], status: Optional[str], objective=None, run_id=None, error=None):
+def _job(
+    sweep: Path, num: int, overrides: List[str], status: Optional[str], objective=None, run_id=None, error=None
+):
     d = sweep / str(num)
     (d / ".hydra").mkdir(parents=True)
     (d / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
@@ -76,7 +78,9 @@ def test_grid_preset_2x2_gives_4_runs_and_the_right_best(tmp_path, fashion_small
     )
     runs = _runs(tmp_path)
     assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs)
-    grid = {(r.data.params["hyperparameters.learning_rate"], r.data.params["hyperparameters.batch_size"]) for r in runs}
+    grid = {
+        (r.data.params["hyperparameters.learning_rate"], r.data.params["hyperparameters.batch_size"]) for r in runs
+    }
     assert grid == {("0.002", "100"), ("0.002", "1000"), ("0.02", "100"), ("0.02", "1000")}
     scores = {r.info.run_id: r.data.metrics["dev_ents_f"] for r in runs}
     assert len(set(scores.values())) > 1, "the grid should not tie everywhere"
@@ -98,7 +102,8 @@ def test_basic_sweeper_failure_still_prints_the_table(tmp_path, fashion_small):
     # Hydra's basic sweeper raises at a failed job and skips on_multirun_end: the table comes out anyway
     missing = tmp_path / "missing-dev.jsonl"
     proc = run_py(
-        ["-m", *quick_overrides(fashion_small, tmp_path, steps=2), f"data.dev={missing}", "hyperparameters.seed=1,2"],
+        ["-m", *quick_overrides(fashion_small, tmp_path, steps=2), f"data.dev={missing}",
+         "hyperparameters.seed=1,2"],
         check=False,
     )
     assert proc.returncode != 0
