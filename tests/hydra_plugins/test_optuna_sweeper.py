@@ -80,6 +80,38 @@ def test_a_resumed_seeded_study_does_not_repeat_its_first_trials(tmp_path):
     assert resumed.ask(space).params != trial.params
 
 
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF / "hparams_search").glob("*.yaml")))
+def test_every_preset_composes_and_its_search_space_parses(preset):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.utils import instantiate
+
+    from hydra_plugins.ner_runner_optuna_sweeper._core import parse_search_space
+    from ner_runner.schema import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"hparams_search={preset}"], return_hydra_config=True)
+    sweeper = cfg.hydra.sweeper
+    params = [f"{k}={v}" for k, v in sweeper.params.items()]
+    assert any(p.startswith("hyperparameters.learning_rate=") for p in params)
+    assert any(p.startswith("hyperparameters.batch_size=") for p in params)
+    if preset.startswith("grid"):
+        assert sweeper._target_.endswith("BasicSweeper")
+    else:
+        assert sweeper._target_.endswith("NerRunnerOptunaSweeper")
+        assert sweeper.direction == "maximize" and sweeper.storage.startswith("sqlite:///")
+        assert sweeper.sampler._target_ == "optuna.samplers.TPESampler" and sweeper.n_jobs > 1
+        space = parse_search_space(params, OverridesParser.create())
+        assert set(space.distributions) == set(sweeper.params)
+        instantiate(sweeper.sampler), instantiate(sweeper.pruner)
+    if preset.endswith("transformer"):
+        assert cfg.hardware.name == "gpu_t4" and cfg.hyperparameters.name == "transformer"
+
+
 def _sweep_args(
     data, tmp: Path, study: str, n_trials: int, n_jobs: int, extra: List[str] = (), pruner: str = "nop"
 ) -> List[str]:
