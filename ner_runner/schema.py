@@ -114,6 +114,18 @@ class DataConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    """Resumable training: a checkpoint at every evaluation step, found again by config and data digest."""
+
+    enabled: bool = True
+    # None: $AIP_CHECKPOINT_DIR when set (Vertex), else <data.cache_dir>/checkpoints. Local path or gs://.
+    dir: Optional[str] = None
+    resume: bool = True  # false: start fresh and replace this config's checkpoints
+    keep: int = 2  # complete checkpoints kept; the newest is only removed once a newer one is complete
+    keep_after_success: bool = False  # a finished run deletes its checkpoints unless this is true
+
+
+@dataclass
 class RunConfig:
     """The composed run. Groups are filled from conf/; the rest are top-level switches."""
 
@@ -123,6 +135,7 @@ class RunConfig:
     gcp: GcpConfig = MISSING
     tracking: TrackingConfig = MISSING
     data: DataConfig = field(default_factory=DataConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     train: bool = True
     output_dir: str = "${hydra:runtime.output_dir}"
 

@@ -125,13 +125,19 @@ def run_pipeline(cfg: DictConfig) -> Optional[float]:
         log.info("train=false: stopping after conversion and config rendering")
         return None
 
-    tracked = _tracked_run(cfg, ctx) if cfg.tracking.enabled else contextlib.nullcontext()
+    store, resume = _checkpoints(cfg, root, spacy_cfg, corpus) if cfg.checkpoint.enabled else (None, None)
+    resume_run_id = resume.mlflow_run_id if resume is not None else None
+    tracked = _tracked_run(cfg, ctx, resume_run_id) if cfg.tracking.enabled else contextlib.nullcontext()
     with tracked as run:
         if run is not None:
             from .tracking import flatten
 
             run.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
-        best = _train(config_path, run_dir, hw.gpu_id)
+            if store is not None:
+                store.mlflow_run_id = run.info.run_id
+            if resume is not None and run.resumed:
+                _continue_series(run, resume)
+        best = _train(config_path, run_dir, hw.gpu_id, store, resume)
         nlp, scores = _evaluate(best, corpus.dev, hw.gpu_id)
         evaluation = run_dir / "evaluation.json"
         evaluation.write_text(json.dumps(scores, indent=2, default=float))
@@ -150,14 +156,53 @@ def run_pipeline(cfg: DictConfig) -> Optional[float]:
         publish_results(
             run, run_dir=run_dir, nlp=nlp, dev=corpus.dev, scores=scores, model_path=best, started=started
         )
+    if store is not None and not cfg.checkpoint.keep_after_success:
+        store.clear()  # model, metrics and artifacts are saved: a new run of this command starts fresh
     log.info("dev ents_f %.4f (model: %s, %.1fs)", ents_f, best, time.time() - started)
     return ents_f
 
 
-def _train(config_path: Path, run_dir: Path, gpu_id: int) -> Path:
+def _checkpoints(cfg: DictConfig, root: Path, spacy_cfg: Any, corpus: Any):
+    """The checkpoint store for this config and data, and the checkpoint to resume from (or None)."""
+    from . import checkpoints as ck
+
+    text = ck.config_text(spacy_cfg)
+    location = cfg.checkpoint.dir or ck.default_location(_abs(cfg.data.cache_dir, root))
+    if not location.startswith("gs://"):
+        location = str(_abs(location, root))
+    store = ck.CheckpointStore(
+        location,
+        config_digest=ck.config_digest(spacy_cfg),
+        data_digest=ck.data_digest(corpus.train, corpus.dev),
+        config_text=text,
+        keep=cfg.checkpoint.keep,
+    )
+    if not cfg.checkpoint.resume:
+        log.info("checkpoint.resume=false: starting fresh, replacing the checkpoints in %s", store.location)
+        store.clear()
+        return store, None
+    return store, store.find_resume()
+
+
+def _continue_series(run: Any, resume: Any) -> None:
+    """Send the checkpointed step's metrics if the killed process had not delivered them yet."""
+    metrics = resume.meta.get("metrics")
+    run.set_tags({"ner_runner.resumed_from_step": str(resume.step)})
+    if not metrics:
+        return
+    try:
+        logged = {m.step for m in run.client.get_metric_history(run.info.run_id, "score")}
+    except Exception as err:
+        log.warning("could not read the metric history of run %s: %s", run.info.run_id, err)
+        return
+    if resume.step not in logged:
+        run.log_metrics(metrics, step=resume.step)
+
+
+def _train(config_path: Path, run_dir: Path, gpu_id: int, store: Any = None, resume: Any = None) -> Path:
     from .training import train_pipeline
 
-    return train_pipeline(config_path, run_dir, gpu_id=gpu_id)
+    return train_pipeline(config_path, run_dir, gpu_id=gpu_id, checkpoints=store, resume=resume)
 
 
 def _evaluate(best: Path, dev: Path, gpu_id: int):
@@ -166,7 +211,7 @@ def _evaluate(best: Path, dev: Path, gpu_id: int):
     return evaluate_pipeline(best, dev, gpu_id=gpu_id)
 
 
-def _tracked_run(cfg: DictConfig, ctx: Dict[str, Any]):
+def _tracked_run(cfg: DictConfig, ctx: Dict[str, Any], resume_run_id: Optional[str] = None):
     import spacy
 
     from .tracking import TrackedRun, git_commit
@@ -195,6 +240,7 @@ def _tracked_run(cfg: DictConfig, ctx: Dict[str, Any]):
         run_dir=ctx["run_dir"],
         timeout_s=cfg.tracking.timeout_s,
         max_retries=cfg.tracking.max_retries,
+        resume_run_id=resume_run_id,
     )
 
 

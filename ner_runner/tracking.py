@@ -203,6 +203,7 @@ class TrackedRun:
         run_dir: Path,
         timeout_s: float = 15.0,
         max_retries: int = 2,
+        resume_run_id: Optional[str] = None,
     ):
         self.tracking_uri = tracking_uri
         self.experiment = experiment
@@ -213,6 +214,8 @@ class TrackedRun:
         self.max_retries = max_retries
         self.info: Optional[RunInfo] = None
         self.sink: Optional[MetricSink] = None
+        self.resume_run_id = resume_run_id  # continue this run (a resumed checkpoint) instead of a new one
+        self.resumed = False
 
     def __enter__(self) -> "TrackedRun":
         configure_client(self.timeout_s, self.max_retries)
@@ -226,14 +229,16 @@ class TrackedRun:
             location = local_artifact_location(self.tracking_uri)
             if location and mlflow.get_experiment_by_name(self.experiment) is None:
                 mlflow.create_experiment(self.experiment, artifact_location=location)
-            experiment = mlflow.set_experiment(self.experiment)
-            run = mlflow.start_run(run_name=self.run_name, tags=self.tags)
+            mlflow.set_experiment(self.experiment)
+            run = self._resume(mlflow) if self.resume_run_id else None
+            if run is None:
+                run = mlflow.start_run(run_name=self.run_name, tags=self.tags)
         except Exception as err:
             raise NerRunnerError(
                 f"cannot start an MLflow run at {redact_uri(self.tracking_uri)}: {err}"
             ) from err
         self.client = MlflowClient(self.tracking_uri)
-        self.info = RunInfo(run.info.run_id, experiment.experiment_id, self.tracking_uri)
+        self.info = RunInfo(run.info.run_id, run.info.experiment_id, self.tracking_uri)
         self.sink = MetricSink(self.client, run.info.run_id, self.run_dir / "tracking" / "metrics.jsonl")
         spacy_logger.set_active_sink(self.sink)
         (self.run_dir / "tracking").mkdir(parents=True, exist_ok=True)
@@ -242,10 +247,24 @@ class TrackedRun:
         )
         return self
 
+    def _resume(self, mlflow: Any) -> Any:
+        """Reopen the checkpoint's run; a run that is gone (other server, deleted) means a new one."""
+        try:
+            run = mlflow.start_run(run_id=self.resume_run_id)
+        except Exception as err:
+            log.warning("cannot continue MLflow run %s (%s): starting a new run", self.resume_run_id, err)
+            return None
+        self.resumed = True
+        log.info("continuing MLflow run %s", self.resume_run_id)
+        return run
+
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
         safe = scrub(params)
+        if self.resumed:  # MLflow params are immutable: keep the first attempt's values
+            existing = self.client.get_run(self.info.run_id).data.params
+            safe = {k: v for k, v in safe.items() if k not in existing}
         items = [Param(k, v) for k, v in sorted(safe.items())]
         for i in range(0, len(items), 100):
             self.client.log_batch(self.info.run_id, params=items[i : i + 100], synchronous=True)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import random
+import shutil
 import sys
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from .errors import NerRunnerError
+
+if TYPE_CHECKING:
+    from .checkpoints import Checkpoint, CheckpointStore
+
+log = logging.getLogger(__name__)
 
 
 def setup_device(gpu_id: int) -> None:
@@ -30,8 +39,14 @@ def train_pipeline(
     *,
     gpu_id: int = -1,
     overrides: Optional[Mapping[str, Any]] = None,
+    checkpoints: Optional["CheckpointStore"] = None,
+    resume: Optional["Checkpoint"] = None,
 ) -> Path:
-    """Train with spaCy's loop; writes model-best and model-last into `output_dir`."""
+    """Train with spaCy's loop; writes model-best and model-last into `output_dir`.
+
+    With `checkpoints`, the resumable loop below writes a checkpoint at every evaluation step and,
+    given `resume`, continues from it; without, this is exactly `spacy train`.
+    """
     from spacy import util
     from spacy.training.initialize import init_nlp
     from spacy.training.loop import train
@@ -42,7 +57,10 @@ def train_pipeline(
     config = util.load_config(config_path, overrides=dict(overrides or {}), interpolate=False)
     nlp = init_nlp(config, use_gpu=gpu_id)
     output_dir.mkdir(parents=True, exist_ok=True)
-    train(nlp, output_dir, use_gpu=gpu_id, stdout=sys.stdout, stderr=sys.stderr)
+    if checkpoints is None:
+        train(nlp, output_dir, use_gpu=gpu_id, stdout=sys.stdout, stderr=sys.stderr)
+    else:
+        train_resumable(nlp, output_dir, checkpoints, resume=resume, use_gpu=gpu_id)
     best = output_dir / "model-best"
     if not best.exists():
         raise NerRunnerError(f"training finished without writing {best}")
@@ -59,3 +77,284 @@ def evaluate_pipeline(model_path: Path, dev_path: Path, *, gpu_id: int = -1) -> 
     examples = list(Corpus(str(dev_path), gold_preproc=False)(nlp))
     scores = nlp.evaluate(examples)
     return nlp, scores
+
+
+# --------------------------------------------------------------------------- resumable training
+#
+# spaCy's `train` has no resume. `train_resumable` is `spacy.training.loop.train` (spaCy 3.8) with three
+# changes: it starts from a checkpoint's weights, optimizer state, step, schedules and evaluation history;
+# it writes a checkpoint after every evaluation (before the logger sees the step, so a step's metrics are
+# never logged twice); and the batch stream draws from its own Python RNG, so the already-trained batches
+# can be replayed (skipped without training) to reach exactly the batch that comes next. Everything else
+# (corpora, batcher, evaluation, update_meta, model-best/model-last in the run directory) is spaCy's.
+
+
+def isolated_batches(batches: Iterator[Any], seed: Optional[int]) -> Iterator[Any]:
+    """Run spaCy's batch generator on its own Python random stream.
+
+    In plain spaCy the per-epoch shuffle shares `random` with the NER model's updates, so the order of
+    epoch 2 depends on everything trained in epoch 1 and cannot be replayed without training again.
+    """
+    own = random.Random(seed).getstate()
+    while True:
+        outer = random.getstate()
+        random.setstate(own)
+        try:
+            item = next(batches)
+        except StopIteration:
+            return
+        finally:
+            own = random.getstate()
+            random.setstate(outer)
+        yield item
+
+
+def train_while_improving_from(
+    nlp: Any,
+    optimizer: Any,
+    train_data: Iterator[Tuple[int, Any]],
+    evaluate: Callable[[], Tuple[float, Any]],
+    *,
+    dropout: Any,
+    eval_frequency: int,
+    accumulate_gradient: int,
+    patience: int,
+    max_steps: int,
+    exclude: List[str],
+    annotating_components: List[str],
+    before_update: Optional[Callable[[Any, Dict[str, Any]], None]],
+    first_step: int = 0,
+    results: Optional[List[Tuple[float, int]]] = None,
+    words_seen: int = 0,
+    seconds: int = 0,
+):
+    """`spacy.training.loop.train_while_improving`, starting at `first_step` with earlier results.
+
+    `train_data` must already be positioned at batch `first_step`; the step numbers, evaluation
+    cadence, patience and max_steps are those of the uninterrupted run.
+    """
+    from timeit import default_timer as timer
+
+    from spacy.training.loop import subdivide_batch
+    from thinc.api import constant
+
+    dropouts = constant(dropout) if isinstance(dropout, float) else dropout
+    for _ in range(first_step):  # the schedule values already used
+        next(dropouts)
+    results = list(results or [])
+    losses: Dict[str, float] = {}
+    start_time = timer() - seconds
+    for step, (epoch, batch) in enumerate(train_data, start=first_step):
+        if before_update:
+            before_update(nlp, {"step": step, "epoch": epoch})
+        drop = next(dropouts)
+        for subbatch in subdivide_batch(batch, accumulate_gradient):
+            nlp.update(subbatch, drop=drop, losses=losses, sgd=False, exclude=exclude, annotates=annotating_components)
+        for name, proc in nlp.pipeline:
+            if (
+                name not in exclude
+                and hasattr(proc, "is_trainable")
+                and proc.is_trainable
+                and proc.model not in (True, False, None)
+            ):
+                proc.finish_update(optimizer)
+        optimizer.step_schedules()
+        if not (step % eval_frequency):
+            if optimizer.averages:
+                with nlp.use_params(optimizer.averages):
+                    score, other_scores = evaluate()
+            else:
+                score, other_scores = evaluate()
+            results.append((score, step))
+            is_best_checkpoint = score == max(results)[0]
+        else:
+            score, other_scores = (None, None)
+            is_best_checkpoint = None
+        words_seen += sum(len(eg) for eg in batch)
+        info = {
+            "epoch": epoch,
+            "step": step,
+            "score": score,
+            "other_scores": other_scores,
+            "losses": losses,
+            "checkpoints": results,
+            "seconds": int(timer() - start_time),
+            "words": words_seen,
+        }
+        yield batch, info, is_best_checkpoint
+        if is_best_checkpoint is not None:
+            losses = {}
+        best_result = max((r_score, -r_step) for r_score, r_step in results)
+        best_step = -best_result[1]
+        if patience and (step - best_step) >= patience:
+            break
+        if max_steps and step >= max_steps:
+            break
+
+
+def _checkpoint_state(info: Dict[str, Any], *, finished: bool) -> Dict[str, Any]:
+    from .spacy_logger import step_metrics
+
+    results = [(float(s), int(st)) for s, st in info["checkpoints"]]
+    best_score, neg_step = max(((s, -st) for s, st in results), default=(None, 0))
+    state = {
+        "step": int(info["step"]),
+        "epoch": int(info["epoch"]),
+        "best_score": best_score,
+        "best_step": -neg_step if results else None,
+        "results": results,
+        "words": int(info["words"]),
+        "seconds": int(info["seconds"]),
+        "finished": finished,
+    }
+    if info.get("score") is not None:
+        state["metrics"] = step_metrics(info)
+    return state
+
+
+def _save_checkpoint(
+    store: "CheckpointStore", nlp: Any, optimizer: Any, info: Dict[str, Any], best: Path, *, finished: bool
+) -> None:
+    """A checkpoint that cannot be written (full disk, storage outage) costs resumability, not the run."""
+    try:
+        store.save(nlp=nlp, optimizer=optimizer, state=_checkpoint_state(info, finished=finished), best_model=best)
+    except Exception as err:
+        log.warning("checkpoint for step %s not written (training goes on): %s", info.get("step"), err)
+
+
+def _nothing_left(resume: "Checkpoint", T: Dict[str, Any]) -> bool:
+    """The checkpointed run had already stopped (finished, max_steps or patience reached)."""
+    meta = resume.meta
+    if resume.finished:
+        return True
+    if T["max_steps"] and resume.step >= T["max_steps"]:
+        return True
+    best_step = meta.get("best_step")
+    return bool(T["patience"] and best_step is not None and resume.step - int(best_step) >= T["patience"])
+
+
+def train_resumable(
+    nlp: Any,
+    output_path: Path,
+    checkpoints: "CheckpointStore",
+    *,
+    resume: Optional["Checkpoint"] = None,
+    use_gpu: int = -1,
+    stdout: Any = sys.stdout,
+    stderr: Any = sys.stderr,
+) -> Path:
+    """spaCy's `train` with a checkpoint at every evaluation step and resume from `resume`."""
+    from itertools import islice
+
+    from spacy.schemas import ConfigSchemaTraining
+    from spacy.training.loop import (
+        DIR_MODEL_BEST,
+        DIR_MODEL_LAST,
+        clean_output_dir,
+        create_before_to_disk_callback,
+        create_evaluation_callback,
+        create_train_batches,
+        update_meta,
+    )
+    from spacy.util import registry, resolve_dot_names
+    from thinc.api import fix_random_seed, set_gpu_allocator
+    from wasabi import Printer
+
+    from .checkpoints import restore_optimizer_state, restore_rng_state
+
+    msg = Printer(no_print=True)
+    config = nlp.config.interpolate()
+    seed = config["training"]["seed"]
+    if seed is not None:
+        fix_random_seed(seed)
+    allocator = config["training"]["gpu_allocator"]
+    if use_gpu >= 0 and allocator:
+        set_gpu_allocator(allocator)
+    T = registry.resolve(config["training"], schema=ConfigSchemaTraining)
+    train_corpus, dev_corpus = resolve_dot_names(config, [T["train_corpus"], T["dev_corpus"]])
+    optimizer = T["optimizer"]
+    before_to_disk = create_before_to_disk_callback(T["before_to_disk"])
+    frozen_components = T["frozen_components"]
+
+    def save_model(is_best: bool) -> None:
+        with nlp.use_params(optimizer.averages):
+            before_to_disk(nlp).to_disk(output_path / DIR_MODEL_LAST)
+        if is_best:
+            if (output_path / DIR_MODEL_BEST).exists():
+                shutil.rmtree(output_path / DIR_MODEL_BEST)
+            shutil.copytree(output_path / DIR_MODEL_LAST, output_path / DIR_MODEL_BEST)
+
+    batches = isolated_batches(create_train_batches(nlp, train_corpus, T["batcher"], T["max_epochs"]), seed)
+    first_step, results, words, seconds = 0, [], 0, 0
+    clean_output_dir(output_path)
+    checkpoints.clean_stale()
+    if resume is not None:
+        meta = resume.meta
+        nlp.from_disk(resume.path / "model-last", exclude=["config"])
+        restored = restore_optimizer_state(optimizer, nlp, resume.path / "optimizer.npz", meta.get("optimizer") or {})
+        first_step = resume.step + 1
+        for _ in range(first_step):
+            optimizer.step_schedules()
+        skipped = sum(1 for _ in islice(batches, first_step))
+        if skipped < first_step:
+            log.warning("the batch stream ended after %d of %d replayed batches", skipped, first_step)
+        restore_rng_state(json.loads((resume.path / "rng.json").read_text()))
+        results = [(float(s), int(st)) for s, st in meta.get("results") or []]
+        words, seconds = int(meta.get("words") or 0), int(meta.get("seconds") or 0)
+        if (resume.path / DIR_MODEL_BEST).is_dir():
+            shutil.copytree(resume.path / DIR_MODEL_BEST, output_path / DIR_MODEL_BEST)
+        log.info(
+            "resumed at step %d: %d optimizer arrays restored, %d batches replayed, learn rate %s",
+            first_step,
+            restored,
+            skipped,
+            optimizer.learn_rate,
+        )
+    if resume is not None and _nothing_left(resume, T):
+        log.info("the checkpoint is from a finished training run: nothing left to train")
+        save_model(False)
+        return output_path / DIR_MODEL_LAST
+
+    steps = train_while_improving_from(
+        nlp,
+        optimizer,
+        batches,
+        create_evaluation_callback(nlp, dev_corpus, T["score_weights"]),
+        dropout=T["dropout"],
+        accumulate_gradient=T["accumulate_gradient"],
+        patience=T["patience"],
+        max_steps=T["max_steps"],
+        eval_frequency=T["eval_frequency"],
+        exclude=frozen_components,
+        annotating_components=T["annotating_components"],
+        before_update=T["before_update"],
+        first_step=first_step,
+        results=results,
+        words_seen=words,
+        seconds=seconds,
+    )
+    stdout.write(msg.info(f"Pipeline: {nlp.pipe_names}") + "\n")
+    stdout.write(msg.info(f"Initial learn rate: {optimizer.learn_rate}") + "\n")
+    with nlp.select_pipes(disable=frozen_components):
+        log_step, finalize_logger = T["logger"](nlp, stdout, stderr)
+    info: Optional[Dict[str, Any]] = None
+    try:
+        for _batch, info, is_best in steps:
+            if is_best is not None:
+                with nlp.select_pipes(disable=frozen_components):
+                    update_meta(T, nlp, info)
+                save_model(is_best)
+                info["output_path"] = str(output_path / DIR_MODEL_LAST)
+                # The checkpoint is complete before the step is logged: metrics are never sent twice.
+                _save_checkpoint(checkpoints, nlp, optimizer, info, output_path / DIR_MODEL_BEST, finished=False)
+            log_step(info if is_best is not None else None)
+    except Exception as e:
+        stdout.write(msg.warn(f"Aborting and saving the final best model. Encountered exception: {e!r}") + "\n")
+        raise
+    finally:
+        finalize_logger()
+        save_model(False)
+    if info is not None:  # training ended normally: a final checkpoint lets a later failure skip it
+        _save_checkpoint(checkpoints, nlp, optimizer, info, output_path / DIR_MODEL_BEST, finished=True)
+    stdout.write(msg.good("Saved pipeline to output directory", output_path / DIR_MODEL_LAST) + "\n")
+    return output_path / DIR_MODEL_LAST
