@@ -184,19 +184,44 @@ def _checkpoints(cfg: DictConfig, root: Path, spacy_cfg: Any, corpus: Any):
     return store, store.find_resume()
 
 
+class _SkipLoggedSteps:
+    """Sink wrapper for a resumed run: steps the MLflow run already holds are not logged twice."""
+
+    def __init__(self, sink: Any, steps: set):
+        self.sink, self.steps = sink, steps
+
+    def log_metrics(self, metrics: Dict[str, float], step: int) -> None:
+        if step not in self.steps:
+            self.sink.log_metrics(metrics, step)
+
+
 def _continue_series(run: Any, resume: Any) -> None:
-    """Send the checkpointed step's metrics if the killed process had not delivered them yet."""
-    metrics = resume.meta.get("metrics")
+    """Keep one series of steps in the resumed MLflow run.
+
+    The checkpointed step's metrics are sent if the killed process had not delivered them; steps after
+    the checkpoint that the killed process had already logged (possible only when a newer checkpoint was
+    damaged) are retrained but not logged again.
+    """
+    from . import spacy_logger
+
     run.set_tags({"ner_runner.resumed_from_step": str(resume.step)})
-    if not metrics:
-        return
     try:
         logged = {m.step for m in run.client.get_metric_history(run.info.run_id, "score")}
     except Exception as err:
         log.warning("could not read the metric history of run %s: %s", run.info.run_id, err)
         return
-    if resume.step not in logged:
+    metrics = resume.meta.get("metrics")
+    if metrics and resume.step not in logged:
         run.log_metrics(metrics, step=resume.step)
+    later = {s for s in logged if s > resume.step}
+    if later:
+        log.warning(
+            "MLflow run %s already holds steps %s after the checkpoint; they are trained again but keep "
+            "their first logged values",
+            run.info.run_id,
+            sorted(later),
+        )
+        spacy_logger.set_active_sink(_SkipLoggedSteps(run.sink, later))
 
 
 def _train(config_path: Path, run_dir: Path, gpu_id: int, store: Any = None, resume: Any = None) -> Path:
