@@ -335,9 +335,16 @@ class CheckpointStore:
         self.data_digest = data_digest
         self.config_text = config_text
         self.keep = max(1, keep)
-        self.scratch = scratch or Path(tempfile.mkdtemp(prefix="ner-runner-ckpt-"))
+        self._scratch = scratch
         self.mlflow_run_id: Optional[str] = None
         self.written: List[int] = []
+
+    @property
+    def scratch(self) -> Path:
+        """Local copies of remote checkpoints (created on first use; local stores read in place)."""
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="ner-runner-ckpt-"))
+        return self._scratch
 
     # ----------------------------------------------------------------- reading
 
@@ -501,7 +508,8 @@ class CheckpointStore:
         """Delete every checkpoint of this (config, data): the run finished and its outputs are saved."""
         for name in self.backend.names():
             self.backend.delete(name)
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
         if isinstance(self.backend, LocalBackend):
             self.clean_stale()
             try:
