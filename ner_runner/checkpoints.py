@@ -551,68 +551,87 @@ def config_diff(old: str, new: str, limit: int = 6) -> str:
 # --------------------------------------------------------------------------- optimizer and RNG state
 
 
-def _param_owners(nlp: Any) -> Dict[int, str]:
-    """Optimizer keys use process-local node ids; name every node by component and walk position."""
-    owners: Dict[int, str] = {}
-    for comp, proc in nlp.pipeline:
-        model = getattr(proc, "model", None)
-        if not hasattr(model, "walk"):
-            continue
-        for i, node in enumerate(model.walk()):
-            owners.setdefault(node.id, f"{comp}/{i}")
-            for j, shim in enumerate(getattr(node, "shims", [])):
-                owners.setdefault(shim.id, f"{comp}/{i}/shim{j}")
-    return owners
+class _ParamNames:
+    """Optimizer keys are (process-local id, param name); name them by component and walk position.
+
+    Thinc numbers layers and shims (the PyTorch wrappers spacy-transformers trains through) with separate
+    counters, so one id can belong to both: a key is a layer's when the layer has that param name.
+    """
+
+    def __init__(self, nlp: Any):
+        self.layers: Dict[int, Tuple[str, Any]] = {}
+        self.shims: Dict[int, str] = {}
+        for comp, proc in nlp.pipeline:
+            model = getattr(proc, "model", None)
+            if not hasattr(model, "walk"):
+                continue
+            for i, node in enumerate(model.walk()):
+                self.layers.setdefault(node.id, (f"{comp}/{i}", node))
+                for j, shim in enumerate(getattr(node, "shims", [])):
+                    self.shims.setdefault(shim.id, f"{comp}/{i}/shim{j}")
+        self.ids = {name: node_id for node_id, (name, _) in self.layers.items()}
+        self.ids.update({name: shim_id for shim_id, name in self.shims.items()})
+
+    def name(self, key: Tuple[int, str]) -> Optional[str]:
+        node_id, param = key
+        layer = self.layers.get(node_id)
+        if layer is not None and param in layer[1].param_names:
+            return f"{layer[0]}|{param}"
+        shim = self.shims.get(node_id)
+        return f"{shim}|{param}" if shim is not None else None
+
+    def key(self, name: str) -> Optional[Tuple[int, str]]:
+        owner, param = name.rsplit("|", 1)
+        return (self.ids[owner], param) if owner in self.ids else None
 
 
 _TABLES = ("mom1", "mom2", "averages")
 
 
 def optimizer_state(optimizer: Any, nlp: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    """(arrays for optimizer.npz, JSON-able counters) with stable names instead of node ids."""
+    """(arrays for optimizer.npz, JSON-able counters) with stable names instead of ids."""
     from thinc.backends import get_array_ops
 
-    owners = _param_owners(nlp)
+    names = _ParamNames(nlp)
     arrays: Dict[str, Any] = {}
     skipped = 0
     for table in _TABLES:
-        for (node_id, param), value in (getattr(optimizer, table, None) or {}).items():
-            owner = owners.get(node_id)
-            if owner is None:
+        for key, value in (getattr(optimizer, table, None) or {}).items():
+            name = names.name(key)
+            if name is None:
                 skipped += 1
                 continue
-            arrays[f"{table}|{owner}|{param}"] = get_array_ops(value).to_numpy(value)
-    counters = {}
+            arrays[f"{table}|{name}"] = get_array_ops(value).to_numpy(value)
+    counters: Dict[str, Any] = {}
     for table in ("nr_update", "last_seen"):
-        counters[table] = {
-            f"{owners[k[0]]}|{k[1]}": int(v) for k, v in getattr(optimizer, table).items() if k[0] in owners
-        }
+        counters[table] = {n: int(v) for k, v in getattr(optimizer, table).items() if (n := names.name(k))}
     counters["skipped"] = skipped
     return arrays, counters
 
 
 def restore_optimizer_state(optimizer: Any, nlp: Any, npz_path: Path, counters: Dict[str, Any]) -> int:
-    """Put saved moments back under this process's node ids; returns how many arrays were restored."""
+    """Put saved moments back under this process's ids; returns how many arrays were restored."""
     import numpy
     from thinc.api import get_current_ops
 
     ops = get_current_ops()
-    by_owner = {owner: node_id for node_id, owner in _param_owners(nlp).items()}
+    names = _ParamNames(nlp)
     restored = 0
     with numpy.load(npz_path, allow_pickle=False) as data:
-        for name in data.files:
-            table, owner, param = name.split("|", 2)
+        for entry in data.files:
+            table, name = entry.split("|", 1)
             target = getattr(optimizer, table, None)
-            if target is None or owner not in by_owner:
+            key = names.key(name)
+            if target is None or key is None:
                 continue
-            target[(by_owner[owner], param)] = ops.asarray(data[name])
+            target[key] = ops.asarray(data[entry])
             restored += 1
     for table in ("nr_update", "last_seen"):
         dest = getattr(optimizer, table)
         for name, value in (counters.get(table) or {}).items():
-            owner, param = name.split("|", 1)
-            if owner in by_owner:
-                dest[(by_owner[owner], param)] = int(value)
+            key = names.key(name)
+            if key is not None:
+                dest[key] = int(value)
     return restored
 
 

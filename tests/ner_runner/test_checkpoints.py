@@ -118,12 +118,11 @@ def test_optimizer_state_survives_new_node_ids(tmp_path, trained):
     fresh.from_disk(found.path / "model-last", exclude=["config"])
     n = ck.restore_optimizer_state(new_opt, fresh, found.path / "optimizer.npz", found.meta["optimizer"])
     assert n == len(optimizer.mom1) + len(optimizer.mom2) > 0
-    old_owner = ck._param_owners(nlp)
-    new_owner = ck._param_owners(fresh)
-    assert set(old_owner) != set(new_owner)  # ids differ between the two pipelines
-    by_name = {(new_owner[i], p): v for (i, p), v in new_opt.mom1.items()}
-    for (i, p), v in optimizer.mom1.items():
-        numpy.testing.assert_array_equal(by_name[(old_owner[i], p)], v)
+    old_names, new_names = ck._ParamNames(nlp), ck._ParamNames(fresh)
+    assert set(old_names.layers) != set(new_names.layers)  # ids differ between the two pipelines
+    by_name = {new_names.name(k): v for k, v in new_opt.mom1.items()}
+    for k, v in optimizer.mom1.items():
+        numpy.testing.assert_array_equal(by_name[old_names.name(k)], v)
     assert sorted(new_opt.nr_update.values()) == sorted(optimizer.nr_update.values())
 
 
@@ -179,3 +178,30 @@ def test_gcs_checkpoints_marker_last_and_damaged_upload_skipped(tmp_path, traine
     assert "training.dropout: 0.1 -> 0.3" in changed.why_fresh()
     store.clear()
     assert store.backend.names() == []
+
+
+def test_optimizer_state_of_torch_layers_is_keyed_by_shim(tmp_path):
+    """Transformer weights are updated through a PyTorch shim whose id keys the Adam moments."""
+    from types import SimpleNamespace
+
+    import torch
+    from thinc.api import Adam, PyTorchWrapper
+
+    def pipeline(seed):
+        torch.manual_seed(seed)
+        return SimpleNamespace(pipeline=[("transformer", SimpleNamespace(model=PyTorchWrapper(torch.nn.Linear(3, 2))))])
+
+    nlp, optimizer = pipeline(0), Adam(0.01)
+    model = nlp.pipeline[0][1].model
+    y, backprop = model.begin_update(numpy.ones((4, 3), dtype="float32"))
+    backprop(numpy.ones_like(y))
+    model.finish_update(optimizer)
+    arrays, counters = ck.optimizer_state(optimizer, nlp)
+    assert sorted(arrays) == sorted(f"{t}|transformer/0/shim0|{p}" for t in ("mom1", "mom2", "averages") for p in ("weight", "bias"))
+    numpy.savez(tmp_path / "opt.npz", **arrays)
+
+    other, restored_opt = pipeline(1), Adam(0.01)
+    assert ck.restore_optimizer_state(restored_opt, other, tmp_path / "opt.npz", counters) == 6
+    shim_id = other.pipeline[0][1].model.shims[0].id
+    numpy.testing.assert_array_equal(restored_opt.mom1[(shim_id, "weight")], arrays["mom1|transformer/0/shim0|weight"])
+    assert restored_opt.nr_update[(shim_id, "bias")] == 1
