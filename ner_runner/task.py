@@ -200,7 +200,8 @@ def _continue_series(run: Any, resume: Any) -> None:
 
     The checkpointed step's metrics are sent if the killed process had not delivered them; steps after
     the checkpoint that the killed process had already logged (possible only when a newer checkpoint was
-    damaged) are retrained but not logged again.
+    damaged) are trained again but not logged again. The evaluations before the checkpoint go into this
+    run directory's metrics journal (not resent), so reports drawn from it cover the whole run.
     """
     from . import spacy_logger
 
@@ -209,9 +210,17 @@ def _continue_series(run: Any, resume: Any) -> None:
         logged = {m.step for m in run.client.get_metric_history(run.info.run_id, "score")}
     except Exception as err:
         log.warning("could not read the metric history of run %s: %s", run.info.run_id, err)
-        return
+        logged = set(range(resume.step + 1))
     metrics = resume.meta.get("metrics")
-    if metrics and resume.step not in logged:
+    resend = bool(metrics) and resume.step not in logged
+    history = [h for h in resume.meta.get("history") or [] if h["step"] <= resume.step]
+    if resend:
+        history = [h for h in history if h["step"] != resume.step]
+    created = int(float(resume.meta.get("created") or time.time()) * 1000)
+    with run.sink.journal.open("a", encoding="utf-8") as fh:
+        for h in history:
+            fh.write(json.dumps({"step": h["step"], "timestamp": created, "metrics": h["metrics"]}) + "\n")
+    if resend:
         run.log_metrics(metrics, step=resume.step)
     later = {s for s in logged if s > resume.step}
     if later:

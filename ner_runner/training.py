@@ -192,9 +192,12 @@ def train_while_improving_from(
             break
 
 
-def _checkpoint_state(info: Dict[str, Any], *, finished: bool) -> Dict[str, Any]:
+def _checkpoint_state(info: Dict[str, Any], history: List[Dict[str, Any]], *, finished: bool) -> Dict[str, Any]:
+    """What a checkpoint records besides the weights; `history` gets this step's metrics appended."""
     from .spacy_logger import step_metrics
 
+    if info.get("score") is not None and not (history and history[-1]["step"] == info["step"]):
+        history.append({"step": int(info["step"]), "metrics": step_metrics(info)})
     results = [(float(s), int(st)) for s, st in info["checkpoints"]]
     best_score, neg_step = max(((s, -st) for s, st in results), default=(None, 0))
     state = {
@@ -206,18 +209,27 @@ def _checkpoint_state(info: Dict[str, Any], *, finished: bool) -> Dict[str, Any]
         "words": int(info["words"]),
         "seconds": int(info["seconds"]),
         "finished": finished,
+        "history": history,  # every evaluation's metrics: the resumed run's learning curve starts at 0
     }
     if info.get("score") is not None:
-        state["metrics"] = step_metrics(info)
+        state["metrics"] = history[-1]["metrics"]
     return state
 
 
 def _save_checkpoint(
-    store: "CheckpointStore", nlp: Any, optimizer: Any, info: Dict[str, Any], best: Path, *, finished: bool
+    store: "CheckpointStore",
+    nlp: Any,
+    optimizer: Any,
+    info: Dict[str, Any],
+    history: List[Dict[str, Any]],
+    best: Path,
+    *,
+    finished: bool,
 ) -> None:
     """A checkpoint that cannot be written (full disk, storage outage) costs resumability, not the run."""
     try:
-        store.save(nlp=nlp, optimizer=optimizer, state=_checkpoint_state(info, finished=finished), best_model=best)
+        state = _checkpoint_state(info, history, finished=finished)
+        store.save(nlp=nlp, optimizer=optimizer, state=state, best_model=best)
     except Exception as err:
         log.warning("checkpoint for step %s not written (training goes on): %s", info.get("step"), err)
 
@@ -286,6 +298,7 @@ def train_resumable(
 
     batches = isolated_batches(create_train_batches(nlp, train_corpus, T["batcher"], T["max_epochs"]), seed)
     first_step, results, words, seconds = 0, [], 0, 0
+    history: List[Dict[str, Any]] = []
     clean_output_dir(output_path)
     checkpoints.clean_stale()
     if resume is not None:
@@ -301,6 +314,7 @@ def train_resumable(
         restore_rng_state(json.loads((resume.path / "rng.json").read_text()))
         results = [(float(s), int(st)) for s, st in meta.get("results") or []]
         words, seconds = int(meta.get("words") or 0), int(meta.get("seconds") or 0)
+        history = list(meta.get("history") or [])
         if (resume.path / DIR_MODEL_BEST).is_dir():
             shutil.copytree(resume.path / DIR_MODEL_BEST, output_path / DIR_MODEL_BEST)
         log.info(
@@ -346,7 +360,7 @@ def train_resumable(
                 save_model(is_best)
                 info["output_path"] = str(output_path / DIR_MODEL_LAST)
                 # The checkpoint is complete before the step is logged: metrics are never sent twice.
-                _save_checkpoint(checkpoints, nlp, optimizer, info, output_path / DIR_MODEL_BEST, finished=False)
+                _save_checkpoint(checkpoints, nlp, optimizer, info, history, output_path / DIR_MODEL_BEST, finished=False)
             log_step(info if is_best is not None else None)
     except Exception as e:
         stdout.write(msg.warn(f"Aborting and saving the final best model. Encountered exception: {e!r}") + "\n")
@@ -355,6 +369,6 @@ def train_resumable(
         finalize_logger()
         save_model(False)
     if info is not None:  # training ended normally: a final checkpoint lets a later failure skip it
-        _save_checkpoint(checkpoints, nlp, optimizer, info, output_path / DIR_MODEL_BEST, finished=True)
+        _save_checkpoint(checkpoints, nlp, optimizer, info, history, output_path / DIR_MODEL_BEST, finished=True)
     stdout.write(msg.good("Saved pipeline to output directory", output_path / DIR_MODEL_LAST) + "\n")
     return output_path / DIR_MODEL_LAST

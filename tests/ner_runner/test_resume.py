@@ -86,6 +86,8 @@ def test_killed_run_resumes_into_the_same_mlflow_run(tmp_path, fashion_small):
     for key in ("score", "loss/ner"):
         steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
         assert sorted(steps) == list(range(0, STEPS + 1, EVERY)), key  # one continuous series, no duplicates
+    journal = [json.loads(l) for l in (tmp_path / "run2" / "tracking" / "metrics.jsonl").read_text().splitlines()]
+    assert sorted(r["step"] for r in journal if "score" in r["metrics"]) == list(range(0, STEPS + 1, EVERY))
     result = json.loads((tmp_path / "run2" / "result.json").read_text())
     assert result["status"] == "COMPLETED" and result["mlflow_run_id"] == run.info.run_id
     assert (tmp_path / "run2" / "model-best" / "meta.json").is_file()
