@@ -245,6 +245,42 @@ def _nothing_left(resume: "Checkpoint", T: Dict[str, Any]) -> bool:
     return bool(T["patience"] and best_step is not None and resume.step - int(best_step) >= T["patience"])
 
 
+def _restore(resume: "Checkpoint", nlp: Any, optimizer: Any, batches: Iterator[Any], best: Path) -> Dict[str, Any]:
+    """Bring a freshly initialised pipeline, optimizer and batch stream to the checkpointed step.
+
+    Returns the keyword arguments that make `train_while_improving_from` continue after that step.
+    """
+    from itertools import islice
+
+    from .checkpoints import restore_optimizer_state, restore_rng_state
+
+    meta = resume.meta
+    nlp.from_disk(resume.path / "model-last", exclude=["config"])  # keep this run's [paths]
+    restored = restore_optimizer_state(optimizer, nlp, resume.path / "optimizer.npz", meta.get("optimizer") or {})
+    first_step = resume.step + 1
+    for _ in range(first_step):  # learning-rate (and other optimizer) schedules, one value per step
+        optimizer.step_schedules()
+    replayed = sum(1 for _ in islice(batches, first_step))  # batches already trained on
+    if replayed < first_step:
+        log.warning("the batch stream ended after %d of %d replayed batches", replayed, first_step)
+    restore_rng_state(json.loads((resume.path / "rng.json").read_text()))
+    if (resume.path / "model-best").is_dir():
+        shutil.copytree(resume.path / "model-best", best)
+    log.info(
+        "continuing at step %d: %d optimizer arrays restored, %d batches replayed, learn rate %s",
+        first_step,
+        restored,
+        replayed,
+        optimizer.learn_rate,
+    )
+    return {
+        "first_step": first_step,
+        "results": [(float(s), int(st)) for s, st in meta.get("results") or []],
+        "words_seen": int(meta.get("words") or 0),
+        "seconds": int(meta.get("seconds") or 0),
+    }
+
+
 def train_resumable(
     nlp: Any,
     output_path: Path,
@@ -256,8 +292,6 @@ def train_resumable(
     stderr: Any = sys.stderr,
 ) -> Path:
     """spaCy's `train` with a checkpoint at every evaluation step and resume from `resume`."""
-    from itertools import islice
-
     from spacy.schemas import ConfigSchemaTraining
     from spacy.training.loop import (
         DIR_MODEL_BEST,
@@ -271,8 +305,6 @@ def train_resumable(
     from spacy.util import registry, resolve_dot_names
     from thinc.api import fix_random_seed, set_gpu_allocator
     from wasabi import Printer
-
-    from .checkpoints import restore_optimizer_state, restore_rng_state
 
     msg = Printer(no_print=True)
     config = nlp.config.interpolate()
@@ -297,33 +329,13 @@ def train_resumable(
             shutil.copytree(output_path / DIR_MODEL_LAST, output_path / DIR_MODEL_BEST)
 
     batches = isolated_batches(create_train_batches(nlp, train_corpus, T["batcher"], T["max_epochs"]), seed)
-    first_step, results, words, seconds = 0, [], 0, 0
-    history: List[Dict[str, Any]] = []
     clean_output_dir(output_path)
     checkpoints.clean_stale()
+    progress: Dict[str, Any] = {"first_step": 0, "results": [], "words_seen": 0, "seconds": 0}
+    history: List[Dict[str, Any]] = []
     if resume is not None:
-        meta = resume.meta
-        nlp.from_disk(resume.path / "model-last", exclude=["config"])
-        restored = restore_optimizer_state(optimizer, nlp, resume.path / "optimizer.npz", meta.get("optimizer") or {})
-        first_step = resume.step + 1
-        for _ in range(first_step):
-            optimizer.step_schedules()
-        skipped = sum(1 for _ in islice(batches, first_step))
-        if skipped < first_step:
-            log.warning("the batch stream ended after %d of %d replayed batches", skipped, first_step)
-        restore_rng_state(json.loads((resume.path / "rng.json").read_text()))
-        results = [(float(s), int(st)) for s, st in meta.get("results") or []]
-        words, seconds = int(meta.get("words") or 0), int(meta.get("seconds") or 0)
-        history = list(meta.get("history") or [])
-        if (resume.path / DIR_MODEL_BEST).is_dir():
-            shutil.copytree(resume.path / DIR_MODEL_BEST, output_path / DIR_MODEL_BEST)
-        log.info(
-            "resumed at step %d: %d optimizer arrays restored, %d batches replayed, learn rate %s",
-            first_step,
-            restored,
-            skipped,
-            optimizer.learn_rate,
-        )
+        progress = _restore(resume, nlp, optimizer, batches, output_path / DIR_MODEL_BEST)
+        history = list(resume.meta.get("history") or [])
     if resume is not None and _nothing_left(resume, T):
         log.info("the checkpoint is from a finished training run: nothing left to train")
         save_model(False)
@@ -342,10 +354,7 @@ def train_resumable(
         exclude=frozen_components,
         annotating_components=T["annotating_components"],
         before_update=T["before_update"],
-        first_step=first_step,
-        results=results,
-        words_seen=words,
-        seconds=seconds,
+        **progress,
     )
     stdout.write(msg.info(f"Pipeline: {nlp.pipe_names}") + "\n")
     stdout.write(msg.info(f"Initial learn rate: {optimizer.learn_rate}") + "\n")
