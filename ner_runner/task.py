@@ -234,9 +234,15 @@ def _continue_series(run: Any, resume: Any) -> None:
 
 
 def _train(config_path: Path, run_dir: Path, gpu_id: int, store: Any = None, resume: Any = None) -> Path:
+    from .trial_pruning import is_pruned
     from .training import train_pipeline
 
-    return train_pipeline(config_path, run_dir, gpu_id=gpu_id, checkpoints=store, resume=resume)
+    try:
+        return train_pipeline(config_path, run_dir, gpu_id=gpu_id, checkpoints=store, resume=resume)
+    except BaseException as err:
+        if store is not None and is_pruned(err):
+            store.clear()  # a sweep stopped this trial on purpose: there is nothing to resume
+        raise
 
 
 def _evaluate(best: Path, dev: Path, gpu_id: int):
