@@ -1,0 +1,600 @@
+"""Submit, watch and cancel Vertex AI custom jobs for a Hydra sweep.
+
+Every job is described by argv only: the training image re-invokes the CLI with the job's overrides, so no
+code or config is pickled and what runs on Vertex is exactly what `python run.py ARGS` runs locally.
+Heavy imports (grpc, the Vertex and Storage clients) live here so `run.py --help` never pays for them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from hydra.core.utils import JobReturn, JobStatus, _save_config, configure_log, filter_overrides, setup_globals
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+log = logging.getLogger("hydra_plugins.ner_runner_vertex_launcher")
+
+TERMINAL = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"}
+SECRET_KEY = re.compile(r"(password|passwd|token|secret|key|credential)", re.IGNORECASE)
+MASK = "***"
+#: overrides the container must not inherit: it runs the job locally, never launches again
+_LAUNCH_KEYS = {"launcher", "hydra/launcher", "hydra.mode"}
+
+
+class VertexLaunchError(Exception):
+    """A problem with the launcher settings or credentials, reported as one line before anything is submitted."""
+
+
+class VertexJobError(Exception):
+    """Why one job did not succeed: its JobReturn carries this, and Hydra reports it."""
+
+
+class SubmittedJobReturn(JobReturn):
+    """A job that was submitted (wait=false) or only printed (dry_run=true): no outcome yet.
+
+    Hydra's JobReturn asserts when an UNKNOWN return value is read; here it is the job's resource name
+    (or None for a dry run), so sweepers that touch every return value keep working.
+    """
+
+    @property  # type: ignore[override]
+    def return_value(self) -> Any:
+        if self.status == JobStatus.UNKNOWN:
+            return self._return_value
+        return JobReturn.return_value.fget(self)  # type: ignore[attr-defined]
+
+    @return_value.setter
+    def return_value(self, value: Any) -> None:
+        self._return_value = value
+
+
+# --------------------------------------------------------------------------- the client
+
+
+def make_client(api_endpoint: str, insecure: bool = False) -> Any:
+    """The one place the JobService client is built. `insecure` talks plaintext gRPC to a local fake."""
+    from google.cloud import aiplatform_v1
+
+    if insecure:
+        import grpc
+        from google.cloud.aiplatform_v1.services.job_service.transports import JobServiceGrpcTransport
+
+        return aiplatform_v1.JobServiceClient(
+            transport=JobServiceGrpcTransport(channel=grpc.insecure_channel(api_endpoint))
+        )
+    from google.api_core.client_options import ClientOptions
+
+    return aiplatform_v1.JobServiceClient(client_options=ClientOptions(api_endpoint=api_endpoint))
+
+
+#: tests and embedding code may swap this for their own factory (same signature)
+client_factory: Callable[[str, bool], Any] = make_client
+
+
+def _read_retry() -> Any:
+    """Retries for idempotent calls (get/cancel): transient server and network errors only."""
+    from google.api_core import exceptions as gexc
+    from google.api_core import retry as gretry
+
+    return gretry.Retry(
+        predicate=gretry.if_exception_type(
+            gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.TooManyRequests
+        ),
+        initial=0.5,
+        maximum=10.0,
+        multiplier=2.0,
+        timeout=120.0,
+    )
+
+
+# --------------------------------------------------------------------------- settings and the job spec
+
+
+def parse_duration(value: Any) -> Optional[float]:
+    """`3600`, `3600s`, `90m`, `24h`, `7d` -> seconds."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(value))
+    if not m:
+        raise VertexLaunchError(f"hydra.launcher.timeout={value!r} is not a duration (use e.g. 3600s, 90m, 24h, 7d)")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def check_settings(s: Dict[str, Any]) -> None:
+    """Fail before any API call, naming the key to set."""
+    from google.cloud import aiplatform_v1
+
+    if not s.get("project") or s["project"] == "your-gcp-project":
+        raise VertexLaunchError("no Google Cloud project: set gcp.project=... (or hydra.launcher.project=...)")
+    if not s.get("image_uri"):
+        raise VertexLaunchError("no training image: set gcp.image_uri=... (or hydra.launcher.image_uri=...)")
+    out = s.get("base_output_dir") or ""
+    if "your-ner-bucket" in str(out):
+        raise VertexLaunchError(f"base_output_dir {out} still names the placeholder bucket: set gcp.bucket=...")
+    if not str(out).startswith("gs://") or len(str(out).rstrip("/")) <= len("gs://"):
+        raise VertexLaunchError(
+            f"hydra.launcher.base_output_dir must be a gs:// prefix, got {out!r} (set gcp.bucket=... or gcp.staging_dir=...)"
+        )
+    acc = s.get("accelerator_type")
+    if acc and int(s.get("accelerator_count") or 0) > 0 and acc not in aiplatform_v1.AcceleratorType.__members__:
+        known = ", ".join(k for k in aiplatform_v1.AcceleratorType.__members__ if k.startswith("NVIDIA"))
+        raise VertexLaunchError(f"accelerator_type {acc!r} is not a Vertex accelerator (e.g. {known})")
+    if int(s.get("max_concurrent") or 0) < 1:
+        raise VertexLaunchError("hydra.launcher.max_concurrent must be at least 1")
+    parse_duration(s.get("timeout"))
+
+
+def container_args(overrides: Sequence[str], cfg: DictConfig, run_dir: str, output_uri: str) -> List[str]:
+    """argv for the CLI inside the image: the job's overrides, then run-here-and-now settings."""
+    args = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in _LAUNCH_KEYS]
+    if "launcher" in (OmegaConf.select(cfg, "hydra.runtime.choices") or {}):
+        args.append("launcher=local")
+    args += ["hydra.mode=RUN", f"hydra.run.dir={run_dir}"]
+    if "output_uri" in cfg:
+        args.append(f"output_uri={output_uri}")
+    return args
+
+
+def container_env(cfg: DictConfig, extra: Dict[str, Any]) -> Dict[str, str]:
+    """MLflow settings the job needs on Vertex, resolved here where the user's environment is."""
+    import os
+
+    env: Dict[str, str] = {}
+    if OmegaConf.select(cfg, "tracking.enabled", default=False):
+        uri = OmegaConf.select(cfg, "tracking.uri", default=None)
+        if uri:
+            env["MLFLOW_TRACKING_URI"] = str(uri)
+        experiment = OmegaConf.select(cfg, "tracking.experiment", default=None)
+        if experiment:
+            env["MLFLOW_EXPERIMENT_NAME"] = str(experiment)
+    parent = os.environ.get("NER_RUNNER_PARENT_RUN_ID")
+    if parent:
+        env["NER_RUNNER_PARENT_RUN_ID"] = parent
+    env.update({str(k): "" if v is None else str(v) for k, v in (extra or {}).items()})
+    return env
+
+
+def build_custom_job(s: Dict[str, Any], *, display_name: str, args: List[str], env: Dict[str, str], output_uri: str) -> Any:
+    from google.cloud import aiplatform_v1 as v1
+    from google.protobuf import duration_pb2
+
+    machine = v1.MachineSpec(machine_type=s["machine_type"])
+    if s.get("accelerator_type") and int(s.get("accelerator_count") or 0) > 0:
+        machine.accelerator_type = v1.AcceleratorType[s["accelerator_type"]]
+        machine.accelerator_count = int(s["accelerator_count"])
+    scheduling = v1.Scheduling(restart_job_on_worker_restart=bool(s.get("restart_job_on_worker_restart")))
+    timeout = parse_duration(s.get("timeout"))
+    if timeout:
+        scheduling.timeout = duration_pb2.Duration(seconds=int(timeout))
+    if s.get("spot"):
+        scheduling.strategy = v1.Scheduling.Strategy.SPOT
+    spec = v1.CustomJobSpec(
+        worker_pool_specs=[
+            v1.WorkerPoolSpec(
+                machine_spec=machine,
+                replica_count=int(s.get("replica_count") or 1),
+                disk_spec=v1.DiskSpec(
+                    boot_disk_type=str(s["boot_disk_type"]), boot_disk_size_gb=int(s["boot_disk_size_gb"])
+                ),
+                container_spec=v1.ContainerSpec(
+                    image_uri=s["image_uri"],
+                    args=list(args),
+                    env=[v1.EnvVar(name=k, value=v) for k, v in env.items()],
+                ),
+            )
+        ],
+        scheduling=scheduling,
+        base_output_directory=v1.GcsDestination(output_uri_prefix=output_uri),
+        enable_web_access=bool(s.get("enable_web_access")),
+    )
+    if s.get("service_account"):
+        spec.service_account = s["service_account"]
+    labels = {str(k): str(v) for k, v in (s.get("labels") or {}).items()}
+    return v1.CustomJob(display_name=display_name[:128], job_spec=spec, labels=labels)
+
+
+def redacted_json(custom_job: Any) -> str:
+    """The CustomJob as JSON with secret-looking env values and URI credentials masked (for logs and dry runs)."""
+    from google.cloud import aiplatform_v1
+
+    data = json.loads(
+        aiplatform_v1.CustomJob.to_json(
+            custom_job, use_integers_for_enums=False, always_print_fields_with_no_presence=False
+        )
+    )
+    for pool in data.get("jobSpec", {}).get("workerPoolSpecs", []):
+        for var in pool.get("containerSpec", {}).get("env", []):
+            var["value"] = _redact(var.get("name", ""), var.get("value", ""))
+    return json.dumps(data, indent=2)
+
+
+def _redact(name: str, value: str) -> str:
+    if SECRET_KEY.search(name) and value:
+        return MASK
+    return re.sub(r"(?<=://)[^/@\s]+@", f"{MASK}@", value)
+
+
+def console_url(resource_name: str) -> str:
+    m = re.fullmatch(r"projects/([^/]+)/locations/([^/]+)/customJobs/([^/]+)", resource_name)
+    if not m:
+        return ""
+    project, region, job_id = m.groups()
+    return f"https://console.cloud.google.com/vertex-ai/locations/{region}/training/{job_id}/cpu?project={project}"
+
+
+def describe_api_error(err: Exception, job: str, s: Dict[str, Any]) -> str:
+    """One line that names the job, what went wrong and what to check."""
+    from google.api_core import exceptions as gexc
+
+    msg = getattr(err, "message", None) or str(err)
+    where = f"project {s.get('project')} in {s.get('region')}"
+    if isinstance(err, gexc.PermissionDenied):
+        sa = s.get("service_account") or "the Compute Engine default service account"
+        hint = (
+            f"check that your account has roles/aiplatform.user on {where} and roles/iam.serviceAccountUser "
+            f"on {sa}, and that the Vertex AI API is enabled"
+        )
+        kind = "permission denied"
+    elif isinstance(err, gexc.Unauthenticated):
+        kind, hint = "not authenticated", "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS"
+    elif isinstance(err, gexc.ResourceExhausted):
+        acc = s.get("accelerator_type") or s.get("machine_type")
+        kind = "quota exhausted"
+        hint = f"check the {acc} quota of {where} (IAM & Admin > Quotas) or lower hydra.launcher.max_concurrent"
+    elif isinstance(err, gexc.InvalidArgument):
+        kind = "Vertex rejected the job spec"
+        hint = "check machine_type/accelerator_type/accelerator_count (hardware group), region, image_uri and boot disk"
+    elif isinstance(err, gexc.NotFound):
+        kind, hint = "not found", f"check that {where} exists and the Vertex AI API is enabled"
+    elif isinstance(err, gexc.GoogleAPICallError):
+        kind, hint = f"API error {getattr(err, 'code', '')}".strip(), "retry later or check the Vertex AI status page"
+    else:
+        kind, hint = type(err).__name__, "check hydra.launcher.api_endpoint and your network"
+    return f"{job}: {kind}: {_one_line(msg)} -- {hint}"
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --------------------------------------------------------------------------- one job
+
+
+@dataclass
+class JobPlan:
+    idx: int
+    overrides: List[str]
+    cfg: DictConfig
+    settings: Dict[str, Any]
+    job_dir: Path
+    task_name: str
+    output_uri: str
+    custom_job: Any
+    parent: str
+    label: str  # "job #3 (ner-runner-...-3)" in every message about it
+    resource_name: Optional[str] = None
+    state: str = "QUEUED"
+    error: Optional[str] = None
+    result: Dict[str, Any] = field(default_factory=dict)
+
+    def note(self, line: str) -> None:
+        """The job's local log: what was submitted where, each state change, the outcome."""
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with (self.job_dir / f"{self.task_name}.log").open("a", encoding="utf-8") as f:
+            f.write(f"[{stamp}] {line}\n")
+
+
+def plan_job(launcher: Any, overrides: Sequence[str], idx: int, sweep_dir: Path) -> JobPlan:
+    """Compose the job's config as Hydra would, save it beside the sweep and build its CustomJob."""
+    cfg = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(overrides))
+    with open_dict(cfg):
+        cfg.hydra.job.id = f"vertex_{idx}"
+        cfg.hydra.job.num = idx
+    s = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert isinstance(s, dict)
+    check_settings(s)
+    subdir = str(cfg.hydra.sweep.subdir)
+    job_dir = Path(str(cfg.hydra.sweep.dir)) / subdir
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(job_dir.absolute())
+    task_name = str(cfg.hydra.job.name)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.hydra.output_subdir is not None:
+        hydra_dir = job_dir / str(cfg.hydra.output_subdir)
+        task_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+        _save_config(task_cfg, "config.yaml", hydra_dir)
+        _save_config(OmegaConf.masked_copy(cfg, ["hydra"]), "hydra.yaml", hydra_dir)
+        _save_config(OmegaConf.create(list(overrides)), "overrides.yaml", hydra_dir)
+
+    output_uri = "/".join(
+        [str(s["base_output_dir"]).rstrip("/")]
+        + [p.strip("/") for p in (sweep_dir.absolute().parent.name, sweep_dir.name, subdir) if p.strip("/")]
+    )
+    display_name = f"{s.get('display_name') or task_name}-{sweep_dir.name}-{idx}"
+    display_name = re.sub(r"[^A-Za-z0-9_.-]+", "-", display_name)
+    run_dir = f"{str(s.get('container_run_dir') or 'outputs/vertex').rstrip('/')}/{subdir}"
+    args = container_args(overrides, cfg, run_dir, output_uri)
+    env = container_env(cfg, s.get("env") or {})
+    custom_job = build_custom_job(s, display_name=display_name, args=args, env=env, output_uri=output_uri)
+    plan = JobPlan(
+        idx=idx,
+        overrides=list(overrides),
+        cfg=cfg,
+        settings=s,
+        job_dir=job_dir,
+        task_name=task_name,
+        output_uri=output_uri,
+        custom_job=custom_job,
+        parent=f"projects/{s['project']}/locations/{s['region']}",
+        label=f"job #{idx} ({display_name})",
+    )
+    (job_dir / "vertex_job.json").write_text(redacted_json(custom_job))
+    plan.note(f"planned {plan.label}: {' '.join(overrides)} -> {output_uri}")
+    uri = env.get("MLFLOW_TRACKING_URI", "")
+    if uri and not re.match(r"^(https?|databricks)://|^databricks$", uri) and uri not in _warned:
+        _warned.add(uri)
+        log.warning(
+            "%s: tracking.uri %s is local to the container, its MLflow run is lost when the job ends; "
+            "set MLFLOW_TRACKING_URI to a tracking server",
+            plan.label,
+            _redact("", uri),
+        )
+    return plan
+
+
+_warned: set = set()
+
+
+def read_result(storage: Any, output_uri: str) -> Optional[Dict[str, Any]]:
+    """The job's result.json from its output prefix, or None when it is not there."""
+    from google.api_core import exceptions as gexc
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    bucket, _, prefix = output_uri[len("gs://") :].partition("/")
+    blob = storage.bucket(bucket).blob(f"{prefix.rstrip('/')}/result.json" if prefix else "result.json")
+    try:
+        return json.loads(blob.download_as_text(retry=DEFAULT_RETRY, timeout=60))
+    except gexc.NotFound:
+        return None
+    except (ValueError, gexc.GoogleAPICallError) as err:
+        log.warning("could not read %s/result.json: %s", output_uri, _one_line(str(err)))
+        return None
+
+
+# --------------------------------------------------------------------------- the batch
+
+
+class Batch:
+    """Submits jobs concurrently (at most max_concurrent in flight), polls each with backoff, cancels on Ctrl-C."""
+
+    def __init__(self, client: Any, plans: List[JobPlan], *, poll_interval: float, max_concurrent: int, wait_for_jobs: bool, storage_factory: Callable[[], Any]):
+        self.client = client
+        self.plans = plans
+        self.poll_interval = max(0.01, float(poll_interval))
+        self.max_concurrent = max(1, int(max_concurrent))
+        self.wait_for_jobs = wait_for_jobs
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self._storage_factory = storage_factory
+        self._storage: Any = None
+        self._last_progress = ""
+
+    # -- progress
+    def _set_state(self, plan: JobPlan, state: str) -> None:
+        with self.lock:
+            if plan.state == state:
+                return
+            plan.state = state
+            plan.note(f"state {state}")
+            counts: Dict[str, int] = {}
+            for p in self.plans:
+                counts[p.state] = counts.get(p.state, 0) + 1
+            done = sum(v for k, v in counts.items() if k in TERMINAL or k in {"SUBMIT_FAILED", "SUBMITTED"})
+            line = (
+                f"vertex: {done}/{len(self.plans)} done "
+                f"({counts.get('JOB_STATE_SUCCEEDED', 0)} succeeded, "
+                f"{sum(counts.get(k, 0) for k in ('JOB_STATE_FAILED', 'SUBMIT_FAILED', 'JOB_STATE_CANCELLED', 'JOB_STATE_EXPIRED'))} failed), "
+                f"{counts.get('JOB_STATE_RUNNING', 0)} running, "
+                f"{sum(counts.get(k, 0) for k in ('JOB_STATE_QUEUED', 'JOB_STATE_PENDING', 'CREATED'))} pending on Vertex, "
+                f"{counts.get('QUEUED', 0) + counts.get('SUBMITTING', 0)} not yet submitted"
+            )
+            if line != self._last_progress:
+                self._last_progress = line
+                log.info(line)
+
+    # -- one job, in a worker thread
+    def _run_one(self, plan: JobPlan) -> None:
+        if self.stop.is_set():
+            return
+        self._set_state(plan, "SUBMITTING")
+        try:
+            created = self.client.create_custom_job(parent=plan.parent, custom_job=plan.custom_job, timeout=60)
+        except Exception as err:  # one failed submission never stops the others
+            plan.error = describe_api_error(err, plan.label, plan.settings)
+            log.error(plan.error)
+            plan.note(plan.error)
+            self._set_state(plan, "SUBMIT_FAILED")
+            return
+        plan.resource_name = created.name
+        url = console_url(created.name)
+        log.info("%s submitted: %s  %s", plan.label, created.name, url)
+        plan.note(f"submitted {created.name} {url}")
+        if not self.wait_for_jobs:
+            self._set_state(plan, "SUBMITTED")
+            return
+        self._set_state(plan, "CREATED")
+        self._watch(plan)
+
+    def _watch(self, plan: JobPlan) -> None:
+        from google.api_core import exceptions as gexc
+
+        interval = self.poll_interval
+        ceiling = max(self.poll_interval * 10, self.poll_interval)
+        retry = _read_retry()
+        while not self.stop.wait(interval):
+            try:
+                job = self.client.get_custom_job(name=plan.resource_name, retry=retry, timeout=60)
+            except gexc.GoogleAPICallError as err:
+                log.warning("%s", describe_api_error(err, plan.label, plan.settings))
+                interval = min(interval * 2, ceiling)
+                continue
+            state = job.state.name
+            if state != plan.state:
+                interval = self.poll_interval
+            else:
+                interval = min(interval * 1.5, ceiling)
+            if state in TERMINAL:
+                if state != "JOB_STATE_SUCCEEDED":
+                    plan.error = job.error.message or state
+                self._finish(plan, state)
+                return
+            self._set_state(plan, state)
+
+    def _finish(self, plan: JobPlan, state: str) -> None:
+        """Read result.json before the state is published, so the outcome is complete when counted."""
+        if self._storage is None:
+            with self.lock:
+                if self._storage is None:
+                    self._storage = self._storage_factory()
+        result = read_result(self._storage, plan.output_uri)
+        plan.result = result or {}
+        if state == "JOB_STATE_SUCCEEDED" and result is None:
+            log.warning("%s succeeded on Vertex but wrote no %s/result.json: objective unknown", plan.label, plan.output_uri)
+        self._set_state(plan, state)
+
+    # -- the batch
+    def run(self) -> None:
+        pool = ThreadPoolExecutor(max_workers=self.max_concurrent, thread_name_prefix="vertex")
+        futures: List[Future] = [pool.submit(self._run_one, p) for p in self.plans]
+        try:
+            pending = set(futures)
+            while pending:
+                # short waits keep the main thread responsive to Ctrl-C
+                _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for f in futures:
+                f.result()
+        except KeyboardInterrupt:
+            self.stop.set()
+            log.warning("vertex: interrupted, cancelling the jobs still running")
+            pool.shutdown(wait=True, cancel_futures=True)
+            self.cancel_running()
+            raise
+        finally:
+            pool.shutdown(wait=False)
+
+    def cancel_running(self) -> None:
+        retry = _read_retry()
+        for plan in self.plans:
+            if plan.resource_name and plan.state not in TERMINAL:
+                try:
+                    self.client.cancel_custom_job(name=plan.resource_name, retry=retry, timeout=30)
+                    log.warning("%s cancelled: %s", plan.label, plan.resource_name)
+                    plan.note("cancelled (Ctrl-C)")
+                except Exception as err:
+                    log.error("%s", describe_api_error(err, f"{plan.label} cancel", plan.settings))
+
+
+def job_return(plan: JobPlan) -> JobReturn:
+    """COMPLETED with the float objective only when Vertex and result.json both say the job succeeded."""
+    common = dict(
+        overrides=plan.overrides,
+        cfg=OmegaConf.masked_copy(plan.cfg, [k for k in plan.cfg if k != "hydra"]),
+        hydra_cfg=OmegaConf.masked_copy(plan.cfg, ["hydra"]),
+        working_dir=str(plan.job_dir),
+        task_name=plan.task_name,
+    )
+    if plan.state == "SUBMITTED":
+        return SubmittedJobReturn(status=JobStatus.UNKNOWN, _return_value=plan.resource_name, **common)
+    result_status = plan.result.get("status")
+    if plan.state == "JOB_STATE_SUCCEEDED" and result_status in (None, "COMPLETED"):
+        objective = plan.result.get("objective")
+        value = float(objective) if objective is not None else None
+        plan.note(f"COMPLETED objective={value}")
+        return JobReturn(status=JobStatus.COMPLETED, _return_value=value, **common)
+    message = job_error(plan)
+    plan.note(f"FAILED {message}")
+    return JobReturn(status=JobStatus.FAILED, _return_value=VertexJobError(message), **common)
+
+
+def job_error(plan: JobPlan) -> str:
+    if plan.state == "SUBMIT_FAILED":
+        return plan.error or "submission failed"
+    detail = plan.error or f"result.json says {plan.result.get('status')}"
+    message = f"{plan.label} {plan.state.replace('JOB_STATE_', '')} on Vertex ({plan.resource_name}): {_one_line(detail)}"
+    if plan.result.get("error"):
+        message += f"; job error: {_one_line(plan.result['error'])}"
+    return message
+
+
+def _storage_client(project: Optional[str]) -> Any:
+    from google.cloud import storage
+
+    return storage.Client(project=project)
+
+
+def launch(launcher: Any, *, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+    setup_globals()
+    config = launcher.config
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    batch_settings = OmegaConf.to_container(config.hydra.launcher, resolve=True)
+    assert isinstance(batch_settings, dict)
+
+    plans = [plan_job(launcher, ov, initial_job_idx + i, sweep_dir) for i, ov in enumerate(job_overrides)]
+    for p in plans:
+        log.info("\t#%d : %s", p.idx, " ".join(filter_overrides(p.overrides)))
+
+    if batch_settings.get("dry_run"):
+        for p in plans:
+            print(f"# {p.label}: POST {p.parent}/customJobs")
+            print(redacted_json(p.custom_job))
+        return [
+            SubmittedJobReturn(
+                overrides=p.overrides,
+                cfg=OmegaConf.masked_copy(p.cfg, [k for k in p.cfg if k != "hydra"]),
+                hydra_cfg=OmegaConf.masked_copy(p.cfg, ["hydra"]),
+                working_dir=str(p.job_dir),
+                task_name=p.task_name,
+                status=JobStatus.UNKNOWN,
+            )
+            for p in plans
+        ]
+
+    endpoint = str(batch_settings["api_endpoint"])
+    log.info("vertex: submitting %d job(s) to %s (at most %s at once)", len(plans), endpoint, batch_settings["max_concurrent"])
+    try:
+        client = client_factory(endpoint, bool(batch_settings.get("insecure")))
+    except Exception as err:  # e.g. google.auth DefaultCredentialsError
+        raise VertexLaunchError(
+            f"cannot create the Vertex client for {endpoint}: {_one_line(str(err))} -- "
+            "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS"
+        ) from None
+    batch = Batch(
+        client,
+        plans,
+        poll_interval=float(batch_settings["poll_interval"]),
+        max_concurrent=int(batch_settings["max_concurrent"]),
+        wait_for_jobs=bool(batch_settings.get("wait", True)),
+        storage_factory=lambda: _storage_client(batch_settings.get("project")),
+    )
+    batch.run()
+    returns = [job_return(p) for p in plans]
+    ok = sum(r.status == JobStatus.COMPLETED for r in returns)
+    failed = [p for p, r in zip(plans, returns) if r.status == JobStatus.FAILED]
+    if batch.wait_for_jobs:
+        log.info("vertex: %d/%d job(s) succeeded, %d failed", ok, len(plans), len(failed))
+    for p in failed:
+        if p.state != "SUBMIT_FAILED":  # submission errors were reported as they happened
+            log.error("%s", job_error(p))
+    return returns
