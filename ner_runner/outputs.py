@@ -62,4 +62,4 @@ def upload_run_dir(run_dir: Path, output_uri: str, *, workers: int = 8) -> List[
             raise
         raise NerRunnerError(f"could not upload {run_dir} to {output_uri}: {type(err).__name__}: {err}") from None
     log.info("outputs: %d file(s) copied to %s", len(files), output_uri)
-    return [blob_prefix + f for f in files]
+    return [blob_prefix + f for f in body] + ([blob_prefix + RESULT] if RESULT in files else [])

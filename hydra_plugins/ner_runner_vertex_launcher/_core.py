@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from hydra.errors import CompactHydraException
 from hydra.core.utils import JobReturn, JobStatus, _save_config, configure_log, filter_overrides, setup_globals
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -29,12 +30,12 @@ MASK = "***"
 _LAUNCH_KEYS = {"launcher", "hydra/launcher", "hydra.mode"}
 
 
-class VertexLaunchError(Exception):
+class VertexLaunchError(CompactHydraException):
     """A problem with the launcher settings or credentials, reported as one line before anything is submitted."""
 
 
-class VertexJobError(Exception):
-    """Why one job did not succeed: its JobReturn carries this, and Hydra reports it."""
+class VertexJobError(CompactHydraException):
+    """Why one job did not succeed: its JobReturn carries this; Hydra prints it as one line, no traceback."""
 
 
 class SubmittedJobReturn(JobReturn):
