@@ -197,3 +197,30 @@ def test_bad_settings_fail_before_any_call(tmp_path, gcs):
         with pytest.raises(VertexLaunchError, match="'NVIDIA_TESLA_X' is not a Vertex accelerator"):
             launch(launcher_overrides(fake, tmp_path, "launcher=vertex", "hardware=gpu_t4", "hardware.accelerator_type=NVIDIA_TESLA_X"), [[]])
     assert fake.calls == []
+
+
+@pytest.mark.parametrize(
+    "job",
+    [
+        ["launcher=vertex", "hyperparameters.seed=3"],
+        ["launcher=vertex", "hardware=gpu_l4", "hyperparameters.learning_rate=0.1", "+extra.k=1"],
+        ["launcher=vertex", "phase=phase2", "phase.labels=[A,B]", "data.split.test_size=0.2"],
+    ],
+)
+def test_sweep_configs_compose_exactly_like_hydra(job):
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_config_search_path
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.ner_runner_vertex_launcher._core import SweepConfigs
+    from ner_runner.schema import register_configs
+    from tests.conftest import ROOT
+
+    register_configs()
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(ROOT / "conf")))
+    master = loader.load_configuration("config", ["launcher=vertex", "hydra.launcher.spot=true"], RunMode.MULTIRUN)
+    configs = SweepConfigs(loader, master)
+    configs.load(["launcher=vertex", "hyperparameters.seed=99"])  # warm the cache of composed bases
+    fast = configs._fast(job)  # the fast path itself, not its fallback to Hydra
+    assert OmegaConf.to_container(fast) == OmegaConf.to_container(loader.load_sweep_config(master, job))
