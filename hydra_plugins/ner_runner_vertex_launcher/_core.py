@@ -24,10 +24,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 log = logging.getLogger("hydra_plugins.ner_runner_vertex_launcher")
 
 TERMINAL = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"}
+#: the launcher's own end states besides Vertex's: rejected at submission, or lost while watching
+FAILED_STATES = ("JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED", "SUBMIT_FAILED", "WATCH_FAILED")
 SECRET_KEY = re.compile(r"(password|passwd|token|secret|key|credential)", re.IGNORECASE)
 MASK = "***"
-#: overrides the container must not inherit: it runs the job locally, never launches again
-_LAUNCH_KEYS = {"launcher", "hydra/launcher", "hydra.mode"}
+#: overrides the container must not inherit (it runs the job locally, never launches again) or that the
+#: launcher sets itself
+_LAUNCH_KEYS = {"launcher", "hydra/launcher", "hydra.mode", "output_uri"}
 
 
 class VertexLaunchError(CompactHydraException):
@@ -79,7 +82,7 @@ def make_client(api_endpoint: str, insecure: bool = False) -> Any:
 client_factory: Callable[[str, bool], Any] = make_client
 
 
-def _read_retry() -> Any:
+def _read_retry(timeout: float = 120.0) -> Any:
     """Retries for idempotent calls (get/cancel): transient server and network errors only."""
     from google.api_core import exceptions as gexc
     from google.api_core import retry as gretry
@@ -91,7 +94,7 @@ def _read_retry() -> Any:
         initial=0.5,
         maximum=10.0,
         multiplier=2.0,
-        timeout=120.0,
+        timeout=timeout,
     )
 
 
@@ -454,11 +457,11 @@ class Batch:
             counts: Dict[str, int] = {}
             for p in self.plans:
                 counts[p.state] = counts.get(p.state, 0) + 1
-            done = sum(v for k, v in counts.items() if k in TERMINAL or k in {"SUBMIT_FAILED", "SUBMITTED"})
+            done = sum(v for k, v in counts.items() if k in TERMINAL or k in FAILED_STATES or k == "SUBMITTED")
             line = (
                 f"vertex: {done}/{len(self.plans)} done "
                 f"({counts.get('JOB_STATE_SUCCEEDED', 0)} succeeded, "
-                f"{sum(counts.get(k, 0) for k in ('JOB_STATE_FAILED', 'SUBMIT_FAILED', 'JOB_STATE_CANCELLED', 'JOB_STATE_EXPIRED'))} failed), "
+                f"{sum(counts.get(k, 0) for k in FAILED_STATES)} failed), "
                 f"{counts.get('JOB_STATE_RUNNING', 0)} running, "
                 f"{sum(counts.get(k, 0) for k in ('JOB_STATE_QUEUED', 'JOB_STATE_PENDING', 'CREATED'))} pending on Vertex, "
                 f"{counts.get('QUEUED', 0) + counts.get('SUBMITTING', 0)} not yet submitted"
@@ -488,21 +491,25 @@ class Batch:
             self._set_state(plan, "SUBMITTED")
             return
         self._set_state(plan, "CREATED")
-        self._watch(plan)
+        try:
+            self._watch(plan)
+        except Exception as err:  # never guess an outcome: the job is reported failed, with where to look
+            plan.error = (
+                f"{plan.label}: lost track of {plan.resource_name} ({type(err).__name__}: {_one_line(str(err))}); "
+                f"its outcome is unknown, see {url}"
+            )
+            log.error(plan.error)
+            plan.note(plan.error)
+            self._set_state(plan, "WATCH_FAILED")
 
     def _watch(self, plan: JobPlan) -> None:
-        from google.api_core import exceptions as gexc
-
+        """Poll until the job ends. Transient errors are retried (for up to 10 minutes); anything else ends
+        the watch and the job is reported FAILED with its console link."""
         interval = self.poll_interval
         ceiling = max(self.poll_interval * 10, self.poll_interval)
-        retry = _read_retry()
+        retry = _read_retry(timeout=600.0)
         while not self.stop.wait(interval):
-            try:
-                job = self.client.get_custom_job(name=plan.resource_name, retry=retry, timeout=60)
-            except gexc.GoogleAPICallError as err:
-                log.warning("%s", describe_api_error(err, plan.label, plan.settings))
-                interval = min(interval * 2, ceiling)
-                continue
+            job = self.client.get_custom_job(name=plan.resource_name, retry=retry, timeout=60)
             state = job.state.name
             if state != plan.state:
                 interval = self.poll_interval
@@ -582,7 +589,7 @@ def job_return(plan: JobPlan) -> JobReturn:
 
 
 def job_error(plan: JobPlan) -> str:
-    if plan.state == "SUBMIT_FAILED":
+    if plan.state in ("SUBMIT_FAILED", "WATCH_FAILED"):
         return plan.error or "submission failed"
     detail = plan.error or f"result.json says {plan.result.get('status')}"
     message = f"{plan.label} {plan.state.replace('JOB_STATE_', '')} on Vertex ({plan.resource_name}): {_one_line(detail)}"
@@ -651,6 +658,6 @@ def launch(launcher: Any, *, job_overrides: Sequence[Sequence[str]], initial_job
     if batch.wait_for_jobs:
         log.info("vertex: %d/%d job(s) succeeded, %d failed", ok, len(plans), len(failed))
     for p in failed:
-        if p.state != "SUBMIT_FAILED":  # submission errors were reported as they happened
+        if p.state not in ("SUBMIT_FAILED", "WATCH_FAILED"):  # those were reported as they happened
             log.error("%s", job_error(p))
     return returns

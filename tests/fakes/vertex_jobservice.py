@@ -47,6 +47,7 @@ class FakeJobService:
         *,
         outcome: Optional[Outcome] = None,
         reject: Optional[Rejection] = None,
+        get_error: Optional[Callable[[v1.CustomJob], Optional[Tuple[grpc.StatusCode, str]]]] = None,
         execute: Optional[Sequence[str]] = None,
         workdir: Optional[Path] = None,
         env: Optional[Dict[str, str]] = None,
@@ -56,6 +57,7 @@ class FakeJobService:
     ):
         self.outcome = outcome
         self.reject = reject
+        self.get_error = get_error  # makes GetCustomJob fail for chosen jobs
         self.execute = list(execute) if execute else None
         self.workdir = Path(workdir) if workdir else None
         self.env = dict(env or {})
@@ -129,6 +131,9 @@ class FakeJobService:
         j = self.jobs.get(request.name)
         if j is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"{request.name} not found")
+        failure = self.get_error(j.job) if self.get_error else None
+        if failure:
+            context.abort(*failure)
         with self._lock:
             self._advance(j)
             return v1.CustomJob(j.job)

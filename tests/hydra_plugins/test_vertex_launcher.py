@@ -224,3 +224,15 @@ def test_sweep_configs_compose_exactly_like_hydra(job):
     configs.load(["launcher=vertex", "hyperparameters.seed=99"])  # warm the cache of composed bases
     fast = configs._fast(job)  # the fast path itself, not its fallback to Hydra
     assert OmegaConf.to_container(fast) == OmegaConf.to_container(loader.load_sweep_config(master, job))
+
+
+def test_a_job_that_cannot_be_watched_is_failed_not_guessed(tmp_path, gcs):
+    def get_error(job):
+        return (grpc.StatusCode.PERMISSION_DENIED, "no get") if job.display_name.endswith("-0") else None
+
+    with FakeJobService(get_error=get_error) as fake:
+        returns = launch(launcher_overrides(fake, tmp_path, "launcher=vertex"), [["hyperparameters.seed=0"], ["hyperparameters.seed=1"]])
+    assert [r.status for r in returns] == [JobStatus.FAILED, JobStatus.COMPLETED]
+    message = str(returns[0]._return_value)
+    assert "lost track of projects/123456789/locations/europe-west2/customJobs/" in message
+    assert "no get" in message and "outcome is unknown, see https://console.cloud.google.com/" in message
