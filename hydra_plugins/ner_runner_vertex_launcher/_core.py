@@ -7,6 +7,7 @@ Heavy imports (grpc, the Vertex and Storage clients) live here so `run.py --help
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -15,7 +16,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 from hydra.errors import CompactHydraException
 from hydra.core.utils import JobReturn, JobStatus, _save_config, configure_log, filter_overrides, setup_globals
@@ -435,9 +436,10 @@ def read_result(storage: Any, output_uri: str) -> Optional[Dict[str, Any]]:
 class Batch:
     """Submits jobs concurrently (at most max_concurrent in flight), polls each with backoff, cancels on Ctrl-C."""
 
-    def __init__(self, client: Any, plans: List[JobPlan], *, poll_interval: float, max_concurrent: int, wait_for_jobs: bool, storage_factory: Callable[[], Any]):
+    def __init__(self, client: Any, total: int, *, poll_interval: float, max_concurrent: int, wait_for_jobs: bool, storage_factory: Callable[[], Any]):
         self.client = client
-        self.plans = plans
+        self.total = total
+        self.plans: List[JobPlan] = []
         self.poll_interval = max(0.01, float(poll_interval))
         self.max_concurrent = max(1, int(max_concurrent))
         self.wait_for_jobs = wait_for_jobs
@@ -457,9 +459,10 @@ class Batch:
             counts: Dict[str, int] = {}
             for p in self.plans:
                 counts[p.state] = counts.get(p.state, 0) + 1
+            counts["QUEUED"] = counts.get("QUEUED", 0) + self.total - len(self.plans)  # not planned yet
             done = sum(v for k, v in counts.items() if k in TERMINAL or k in FAILED_STATES or k == "SUBMITTED")
             line = (
-                f"vertex: {done}/{len(self.plans)} done "
+                f"vertex: {done}/{self.total} done "
                 f"({counts.get('JOB_STATE_SUCCEEDED', 0)} succeeded, "
                 f"{sum(counts.get(k, 0) for k in FAILED_STATES)} failed), "
                 f"{counts.get('JOB_STATE_RUNNING', 0)} running, "
@@ -535,19 +538,28 @@ class Batch:
         self._set_state(plan, state)
 
     # -- the batch
-    def run(self) -> None:
+    def run(self, plans: Iterable[JobPlan]) -> None:
+        """Submit each job as soon as it is planned, so composing the next overlaps with the last request.
+
+        A job that cannot be planned (a composition error) stops the batch and cancels what was submitted.
+        """
         pool = ThreadPoolExecutor(max_workers=self.max_concurrent, thread_name_prefix="vertex")
-        futures: List[Future] = [pool.submit(self._run_one, p) for p in self.plans]
+        futures: List[Future] = []
         try:
+            for plan in plans:
+                with self.lock:
+                    self.plans.append(plan)
+                futures.append(pool.submit(self._run_one, plan))
             pending = set(futures)
             while pending:
                 # short waits keep the main thread responsive to Ctrl-C
                 _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
             for f in futures:
                 f.result()
-        except KeyboardInterrupt:
+        except BaseException as err:
             self.stop.set()
-            log.warning("vertex: interrupted, cancelling the jobs still running")
+            why = "interrupted" if isinstance(err, KeyboardInterrupt) else "stopped"
+            log.warning("vertex: %s, cancelling the jobs still running", why)
             pool.shutdown(wait=True, cancel_futures=True)
             self.cancel_running()
             raise
@@ -614,11 +626,15 @@ def launch(launcher: Any, *, job_overrides: Sequence[Sequence[str]], initial_job
     assert isinstance(batch_settings, dict)
 
     configs = SweepConfigs(launcher.hydra_context.config_loader, config)
-    plans = [plan_job(launcher, ov, initial_job_idx + i, sweep_dir, configs) for i, ov in enumerate(job_overrides)]
-    for p in plans:
-        log.info("\t#%d : %s", p.idx, " ".join(filter_overrides(p.overrides)))
+
+    def planned() -> Iterator[JobPlan]:
+        for i, overrides in enumerate(job_overrides):
+            plan = plan_job(launcher, overrides, initial_job_idx + i, sweep_dir, configs)
+            log.info("\t#%d : %s", plan.idx, " ".join(filter_overrides(plan.overrides)))
+            yield plan
 
     if batch_settings.get("dry_run"):
+        plans = list(planned())
         for p in plans:
             print(f"# {p.label}: POST {p.parent}/customJobs")
             print(redacted_json(p.custom_job))
@@ -635,7 +651,13 @@ def launch(launcher: Any, *, job_overrides: Sequence[Sequence[str]], initial_job
         ]
 
     endpoint = str(batch_settings["api_endpoint"])
-    log.info("vertex: submitting %d job(s) to %s (at most %s at once)", len(plans), endpoint, batch_settings["max_concurrent"])
+    jobs = iter(planned())
+    first = next(jobs, None)  # settings and composition errors surface before anything is submitted
+    if first is None:
+        return []
+    log.info(
+        "vertex: submitting %d job(s) to %s (at most %s at once)", len(job_overrides), endpoint, batch_settings["max_concurrent"]
+    )
     try:
         client = client_factory(endpoint, bool(batch_settings.get("insecure")))
     except Exception as err:  # e.g. google.auth DefaultCredentialsError
@@ -645,13 +667,14 @@ def launch(launcher: Any, *, job_overrides: Sequence[Sequence[str]], initial_job
         ) from None
     batch = Batch(
         client,
-        plans,
+        len(job_overrides),
         poll_interval=float(batch_settings["poll_interval"]),
         max_concurrent=int(batch_settings["max_concurrent"]),
         wait_for_jobs=bool(batch_settings.get("wait", True)),
         storage_factory=lambda: _storage_client(batch_settings.get("project")),
     )
-    batch.run()
+    batch.run(itertools.chain([first], jobs))
+    plans = batch.plans
     returns = [job_return(p) for p in plans]
     ok = sum(r.status == JobStatus.COMPLETED for r in returns)
     failed = [p for p, r in zip(plans, returns) if r.status == JobStatus.FAILED]

@@ -213,3 +213,17 @@ class FakeJobService:
     # ------------------------------------------------------------------ for assertions
     def job_by_display_name(self, suffix: str) -> _Job:
         return next(j for j in self.jobs.values() if j.job.display_name.endswith(suffix))
+
+
+def main() -> None:
+    """`python -m tests.fakes.vertex_jobservice`: serve in its own process (as the real service is), print the
+    address, stop when stdin closes."""
+    import sys
+
+    with FakeJobService() as fake:
+        print(fake.address, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()

@@ -236,3 +236,29 @@ def test_a_job_that_cannot_be_watched_is_failed_not_guessed(tmp_path, gcs):
     message = str(returns[0]._return_value)
     assert "lost track of projects/123456789/locations/europe-west2/customJobs/" in message
     assert "no get" in message and "outcome is unknown, see https://console.cloud.google.com/" in message
+
+
+def test_a_job_that_does_not_compose_stops_the_batch_and_cancels_what_was_submitted(tmp_path, gcs, monkeypatch):
+    import time
+
+    from hydra.errors import ConfigCompositionException
+
+    from hydra_plugins.ner_runner_vertex_launcher import _core
+
+    plan_job = _core.plan_job
+
+    def plan_after_first_submission(launcher, overrides, idx, *args):
+        deadline = time.time() + 10
+        while idx == 2 and not fake.jobs and time.time() < deadline:
+            time.sleep(0.01)
+        return plan_job(launcher, overrides, idx, *args)
+
+    monkeypatch.setattr(_core, "plan_job", plan_after_first_submission)
+    with FakeJobService(hold=True) as fake:
+        with pytest.raises(ConfigCompositionException, match="no_such_key"):
+            launch(
+                launcher_overrides(fake, tmp_path, "launcher=vertex"),
+                [["hyperparameters.seed=0"], ["hyperparameters.seed=1"], ["no_such_key=1"]],
+            )
+    assert fake.jobs and sorted(fake.cancelled) == sorted(fake.jobs)
+    assert all(j.job.state.name == "JOB_STATE_CANCELLED" for j in fake.jobs.values())
