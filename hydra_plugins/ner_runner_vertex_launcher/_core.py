@@ -217,9 +217,17 @@ def redacted_json(custom_job: Any) -> str:
         )
     )
     for pool in data.get("jobSpec", {}).get("workerPoolSpecs", []):
-        for var in pool.get("containerSpec", {}).get("env", []):
+        container = pool.get("containerSpec", {})
+        for var in container.get("env", []):
             var["value"] = _redact(var.get("name", ""), var.get("value", ""))
+        if "args" in container:
+            container["args"] = [_redact_override(a) for a in container["args"]]
     return json.dumps(data, indent=2)
+
+
+def _redact_override(override: str) -> str:
+    key, sep, value = override.partition("=")
+    return key + sep + _redact(key.rsplit(".", 1)[-1], value) if sep else override
 
 
 def _redact(name: str, value: str) -> str:
@@ -398,7 +406,7 @@ def plan_job(launcher: Any, overrides: Sequence[str], idx: int, sweep_dir: Path,
         label=f"job #{idx} ({display_name})",
     )
     (job_dir / "vertex_job.json").write_text(redacted_json(custom_job))
-    plan.note(f"planned {plan.label}: {' '.join(overrides)} -> {output_uri}")
+    plan.note(f"planned {plan.label}: {' '.join(_redact_override(o) for o in overrides)} -> {output_uri}")
     uri = env.get("MLFLOW_TRACKING_URI", "")
     if uri and not re.match(r"^(https?|databricks)://|^databricks$", uri) and uri not in _warned:
         _warned.add(uri)
@@ -630,7 +638,7 @@ def launch(launcher: Any, *, job_overrides: Sequence[Sequence[str]], initial_job
     def planned() -> Iterator[JobPlan]:
         for i, overrides in enumerate(job_overrides):
             plan = plan_job(launcher, overrides, initial_job_idx + i, sweep_dir, configs)
-            log.info("\t#%d : %s", plan.idx, " ".join(filter_overrides(plan.overrides)))
+            log.info("\t#%d : %s", plan.idx, " ".join(_redact_override(o) for o in filter_overrides(plan.overrides)))
             yield plan
 
     if batch_settings.get("dry_run"):

@@ -170,14 +170,18 @@ def test_dry_run_prints_specs_and_calls_nothing(tmp_path, gcs, capsys):
     with FakeJobService() as fake:
         returns = launch(
             launcher_overrides(fake, tmp_path, "launcher=vertex", "hydra.launcher.dry_run=true", "+hydra.launcher.env.MLFLOW_TRACKING_PASSWORD=hunter2"),
-            [["hyperparameters.seed=0"], ["hyperparameters.seed=1"]],
+            [["hyperparameters.seed=0"], ["hyperparameters.seed=1", "tracking.uri=https://me:hunter3@mlflow.example.com"]],
         )
     assert fake.calls == []
     assert [r.status for r in returns] == [JobStatus.UNKNOWN] * 2
     assert [r.return_value for r in returns] == [None, None]
     out = capsys.readouterr().out
     assert out.count('"imageUri": "europe-west2-docker.pkg.dev/test-project/ner-runner/train:latest"') == 2
-    assert '"hyperparameters.seed=1"' in out and "hunter2" not in out
+    assert '"hyperparameters.seed=1"' in out and "hunter2" not in out and "hunter3" not in out
+    assert '"tracking.uri=https://***@mlflow.example.com"' in out
+    job_dir = tmp_path / "multirun" / tmp_path.name / "1"
+    for record in [*job_dir.glob("*.log"), job_dir / "vertex_job.json"]:
+        assert "hunter3" not in record.read_text()
 
 
 def test_wait_false_returns_after_submitting(tmp_path, gcs):
