@@ -535,11 +535,14 @@ class Batch:
 
     def _finish(self, plan: JobPlan, state: str) -> None:
         """Read result.json before the state is published, so the outcome is complete when counted."""
-        if self._storage is None:
+        try:
             with self.lock:
                 if self._storage is None:
                     self._storage = self._storage_factory()
-        result = read_result(self._storage, plan.output_uri)
+            result = read_result(self._storage, plan.output_uri)
+        except Exception as err:  # e.g. no credentials for Cloud Storage: Vertex's verdict still stands
+            log.warning("%s: could not read %s/result.json: %s", plan.label, plan.output_uri, _one_line(str(err)))
+            result = None
         plan.result = result or {}
         if state == "JOB_STATE_SUCCEEDED" and result is None:
             log.warning("%s succeeded on Vertex but wrote no %s/result.json: objective unknown", plan.label, plan.output_uri)
