@@ -193,7 +193,7 @@ def test_wait_false_returns_after_submitting(tmp_path, gcs):
 
 
 def test_bad_settings_fail_before_any_call(tmp_path, gcs):
-    from hydra_plugins.ner_runner_vertex_launcher._core import VertexLaunchError
+    from hydra_plugins.ner_runner_vertex_launcher._spec import VertexLaunchError
 
     with FakeJobService() as fake:
         with pytest.raises(VertexLaunchError, match="placeholder bucket: set gcp.bucket"):
@@ -217,7 +217,7 @@ def test_sweep_configs_compose_exactly_like_hydra(job):
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from hydra_plugins.ner_runner_vertex_launcher._core import SweepConfigs
+    from hydra_plugins.ner_runner_vertex_launcher._configs import SweepConfigs
     from ner_runner.schema import register_configs
     from tests.conftest import ROOT
 
