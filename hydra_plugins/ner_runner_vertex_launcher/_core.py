@@ -317,6 +317,8 @@ class Batch:
             log.warning("%s: could not read %s/result.json: %s", plan.label, plan.output_uri, _one_line(str(err)))
             result = None
         plan.result = result or {}
+        if result is not None:  # beside the job's local record, where sweep summaries look for it
+            (plan.job_dir / "result.json").write_text(json.dumps(result, indent=2))
         if state == "JOB_STATE_SUCCEEDED" and result is None:
             log.warning("%s succeeded on Vertex but wrote no %s/result.json: objective unknown", plan.label, plan.output_uri)
         self._set_state(plan, state)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import grpc
 import pytest
 from hydra.core.utils import JobStatus
@@ -111,6 +114,9 @@ def test_four_job_sweep_with_two_failures(tmp_path, gcs):
     assert [r.status for r in returns] == [JobStatus.COMPLETED, JobStatus.FAILED] * 2
     assert returns[0].return_value == pytest.approx(0.1)
     assert returns[2].return_value == pytest.approx(0.3)
+    # result.json is copied beside each job's local record, where sweep summaries read it
+    local = json.loads((Path(returns[2].hydra_cfg.hydra.runtime.output_dir) / "result.json").read_text())
+    assert local["objective"] == pytest.approx(0.3)
     assert [r.overrides[-1] for r in returns] == [f"hyperparameters.seed={n}" for n in range(4)]
     for n in (1, 3):
         err = returns[n]._return_value
