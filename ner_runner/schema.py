@@ -138,6 +138,8 @@ class RunConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     train: bool = True
     output_dir: str = "${hydra:runtime.output_dir}"
+    # gs:// prefix that receives the run directory and result.json when the job ends (set by the Vertex launcher)
+    output_uri: Optional[str] = None
 
 
 def register_configs() -> None:

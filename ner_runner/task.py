@@ -304,6 +304,7 @@ def run_task(cfg: DictConfig) -> Optional[float]:
     from hydra.types import RunMode
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    output_uri = cfg.get("output_uri")
     try:
         objective = run_pipeline(cfg)
     except BaseException as err:
@@ -311,12 +312,36 @@ def run_task(cfg: DictConfig) -> Optional[float]:
 
         status = "PRUNED" if is_pruned(err) else "FAILED"
         write_result(run_dir, status=status, objective=None, error=f"{type(err).__name__}: {err}")
+        _deliver(run_dir, output_uri, failed=True)
         if not isinstance(err, NerRunnerError) or HydraConfig.get().mode == RunMode.MULTIRUN:
             raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
     write_result(run_dir, status="COMPLETED", objective=objective, error=None)
+    try:
+        _deliver(run_dir, output_uri, failed=False)
+    except NerRunnerError as err:
+        # the launcher reads the outcome from there: a job whose outputs did not arrive has not succeeded
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
     return objective
+
+
+def _deliver(run_dir: Path, output_uri: Optional[str], *, failed: bool) -> None:
+    """Copy the run directory (result.json last) to `output_uri` when one is set, e.g. on Vertex."""
+    if not output_uri:
+        return
+    from .outputs import upload_run_dir
+
+    try:
+        upload_run_dir(run_dir, output_uri)
+    except NerRunnerError as err:
+        if not failed:
+            raise
+        # the job already failed: say so, keep the original error as the one that counts
+        print(f"error: {err}", file=sys.stderr)
 
 
 def write_result(run_dir: Path, *, status: str, objective: Optional[float], error: Optional[str]) -> Path:
