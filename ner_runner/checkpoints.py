@@ -35,7 +35,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the batch stream position (epoch shuffles) is recorded
 MARKER = "checkpoint.json"
 PREFIX = "step-"
 STAGE_PREFIX = ".tmp-"

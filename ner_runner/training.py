@@ -8,7 +8,7 @@ import random
 import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import NerRunnerError
 
@@ -84,29 +84,119 @@ def evaluate_pipeline(model_path: Path, dev_path: Path, *, gpu_id: int = -1) -> 
 # spaCy's `train` has no resume. `train_resumable` is `spacy.training.loop.train` (spaCy 3.8) with three
 # changes: it starts from a checkpoint's weights, optimizer state, step, schedules and evaluation history;
 # it writes a checkpoint after every evaluation (before the logger sees the step, so a step's metrics are
-# never logged twice); and the batch stream draws from its own Python RNG, so the already-trained batches
-# can be replayed (skipped without training) to reach exactly the batch that comes next. Everything else
+# never logged twice); and its batch stream (`ReplayableBatches`) records where it stands, so a resumed
+# run continues with exactly the batch that comes next. A fresh run draws the same random numbers in the
+# same order as `spacy train`, so both train the same model for the same config and seed. Everything else
 # (corpora, batcher, evaluation, update_meta, model-best/model-last in the run directory) is spaCy's.
 
 
-def isolated_batches(batches: Iterator[Any], seed: Optional[int]) -> Iterator[Any]:
-    """Run spaCy's batch generator on its own Python random stream.
+def _json_random_state() -> List[Any]:
+    version, internal, gauss = random.getstate()
+    return [version, list(internal), gauss]
 
-    In plain spaCy the per-epoch shuffle shares `random` with the NER model's updates, so the order of
-    epoch 2 depends on everything trained in epoch 1 and cannot be replayed without training again.
+
+def _set_random_state(saved: Sequence[Any]) -> None:
+    version, internal, gauss = saved
+    random.setstate((version, tuple(internal), gauss))
+
+
+class ReplayableBatches:
+    """spaCy's `create_train_batches` (3.8) that records where it stands, and can start from there.
+
+    spaCy shuffles the training examples in place with the global `random` at the start of every epoch,
+    so an epoch's order depends on every earlier shuffle and on the random numbers training drew in
+    between. The stream keeps the global random state from just before the corpus is read and before
+    each epoch's shuffle (one Mersenne Twister state each) and the number of batches yielded in the
+    current epoch: `position()` goes into the checkpoint. `ReplayableBatches(..., start=position)` reads
+    the corpus and redoes the recorded shuffles with those states, skips the consumed batches, and
+    leaves the global random state as it found it: resume then restores the checkpoint's state, so the
+    next epoch's shuffle sees the same state as in the uninterrupted run.
     """
-    own = random.Random(seed).getstate()
-    while True:
+
+    def __init__(
+        self,
+        nlp: Any,
+        corpus: Callable[[Any], Iterable[Any]],
+        batcher: Callable[[Iterable[Any]], Iterable[Any]],
+        max_epochs: int,
+        *,
+        start: Optional[Mapping[str, Any]] = None,
+    ):
+        self.nlp, self.corpus, self.batcher, self.max_epochs = nlp, corpus, batcher, max_epochs
+        self.read: Optional[List[Any]] = None  # random state before the corpus was read
+        self.shuffles: List[Optional[List[Any]]] = []  # random state before each epoch's shuffle
+        self.in_epoch = 0  # batches yielded in the current epoch
+        self.skipped = 0  # batches skipped on resume
+        self._examples: Any = None
+        self._pending: Optional[Iterator[Any]] = None  # the rest of the current epoch
+        if start and start.get("shuffles"):
+            self._replay(start)
+        self._stream = self._generate()
+
+    def __iter__(self) -> Iterator[Tuple[int, Any]]:
+        return self
+
+    def __next__(self) -> Tuple[int, Any]:
+        return next(self._stream)
+
+    def position(self) -> Dict[str, Any]:
+        """JSON-able: what rebuilds this stream right after its last yielded batch."""
+        return {"read": self.read, "shuffles": list(self.shuffles), "in_epoch": self.in_epoch}
+
+    def _read(self) -> None:
+        from spacy.errors import Errors
+
+        if self.max_epochs >= 0:  # as spaCy: in memory, shuffled each epoch; else streamed
+            self.read = _json_random_state()
+            self._examples = list(self.corpus(self.nlp))
+            if not self._examples:
+                raise ValueError(Errors.E986)
+
+    def _new_epoch(self) -> None:
+        if self.max_epochs >= 0:
+            self.shuffles.append(_json_random_state())
+            random.shuffle(self._examples)
+        else:
+            self.shuffles.append(None)
+            self._examples = self.corpus(self.nlp)
+        self._pending = iter(self.batcher(self._examples))
+        self.in_epoch = 0
+
+    def _replay(self, start: Mapping[str, Any]) -> None:
         outer = random.getstate()
-        random.setstate(own)
         try:
-            item = next(batches)
-        except StopIteration:
-            return
+            if start.get("read") is not None:
+                _set_random_state(start["read"])
+            self._read()
+            recorded = list(start["shuffles"])
+            for i, state in enumerate(recorded):
+                if state is not None:
+                    _set_random_state(state)
+                self._new_epoch()
+                if i < len(recorded) - 1 and self.max_epochs < 0:
+                    for _ in self._pending:  # a streamed epoch can only be skipped by reading it
+                        pass
+            for _ in range(int(start.get("in_epoch") or 0)):
+                if next(self._pending, None) is None:
+                    break
+                self.skipped += 1
+            self.in_epoch = self.skipped
         finally:
-            own = random.getstate()
             random.setstate(outer)
-        yield item
+
+    def _generate(self) -> Iterator[Tuple[int, Any]]:
+        if self._pending is None:
+            self._read()
+        while True:
+            if self._pending is None:
+                if self.max_epochs >= 1 and len(self.shuffles) == self.max_epochs:
+                    return
+                self._new_epoch()
+            epoch = len(self.shuffles) - 1
+            for batch in self._pending:
+                self.in_epoch += 1
+                yield epoch, batch
+            self._pending = None
 
 
 def train_while_improving_from(
@@ -192,7 +282,9 @@ def train_while_improving_from(
             break
 
 
-def _checkpoint_state(info: Dict[str, Any], history: List[Dict[str, Any]], *, finished: bool) -> Dict[str, Any]:
+def _checkpoint_state(
+    info: Dict[str, Any], history: List[Dict[str, Any]], batches: ReplayableBatches, *, finished: bool
+) -> Dict[str, Any]:
     """What a checkpoint records besides the weights; `history` gets this step's metrics appended."""
     from .spacy_logger import step_metrics
 
@@ -210,6 +302,7 @@ def _checkpoint_state(info: Dict[str, Any], history: List[Dict[str, Any]], *, fi
         "seconds": int(info["seconds"]),
         "finished": finished,
         "history": history,  # every evaluation's metrics: the resumed run's learning curve starts at 0
+        "batches": batches.position(),  # where the batch stream stands after this step's batch
     }
     if info.get("score") is not None:
         state["metrics"] = history[-1]["metrics"]
@@ -222,13 +315,14 @@ def _save_checkpoint(
     optimizer: Any,
     info: Dict[str, Any],
     history: List[Dict[str, Any]],
+    batches: ReplayableBatches,
     best: Path,
     *,
     finished: bool,
 ) -> None:
     """A checkpoint that cannot be written (full disk, storage outage) costs resumability, not the run."""
     try:
-        state = _checkpoint_state(info, history, finished=finished)
+        state = _checkpoint_state(info, history, batches, finished=finished)
         store.save(nlp=nlp, optimizer=optimizer, state=state, best_model=best)
     except Exception as err:
         log.warning("checkpoint for step %s not written (training goes on): %s", info.get("step"), err)
@@ -245,13 +339,14 @@ def _nothing_left(resume: "Checkpoint", T: Dict[str, Any]) -> bool:
     return bool(T["patience"] and best_step is not None and resume.step - int(best_step) >= T["patience"])
 
 
-def _restore(resume: "Checkpoint", nlp: Any, optimizer: Any, batches: Iterator[Any], best: Path) -> Dict[str, Any]:
-    """Bring a freshly initialised pipeline, optimizer and batch stream to the checkpointed step.
+def _restore(
+    resume: "Checkpoint", nlp: Any, optimizer: Any, batches: ReplayableBatches, best: Path
+) -> Dict[str, Any]:
+    """Bring a freshly initialised pipeline and optimizer to the checkpointed step.
 
-    Returns the keyword arguments that make `train_while_improving_from` continue after that step.
+    `batches` was built from the checkpoint's batch position. Returns the keyword arguments that make
+    `train_while_improving_from` continue after that step.
     """
-    from itertools import islice
-
     from .checkpoints import restore_optimizer_state, restore_rng_state
 
     meta = resume.meta
@@ -260,17 +355,18 @@ def _restore(resume: "Checkpoint", nlp: Any, optimizer: Any, batches: Iterator[A
     first_step = resume.step + 1
     for _ in range(first_step):  # learning-rate (and other optimizer) schedules, one value per step
         optimizer.step_schedules()
-    replayed = sum(1 for _ in islice(batches, first_step))  # batches already trained on
-    if replayed < first_step:
-        log.warning("the batch stream ended after %d of %d replayed batches", replayed, first_step)
+    wanted = int((meta.get("batches") or {}).get("in_epoch") or 0)
+    if batches.skipped < wanted:
+        log.warning("epoch %d ended after %d of its %d already trained batches", meta.get("epoch"), batches.skipped, wanted)
     restore_rng_state(json.loads((resume.path / "rng.json").read_text()))
     if (resume.path / "model-best").is_dir():
         shutil.copytree(resume.path / "model-best", best)
     log.info(
-        "continuing at step %d: %d optimizer arrays restored, %d batches replayed, learn rate %s",
+        "continuing at step %d: %d optimizer arrays restored, %d epoch shuffles replayed, %d batches skipped, learn rate %s",
         first_step,
         restored,
-        replayed,
+        len(batches.shuffles),
+        batches.skipped,
         optimizer.learn_rate,
     )
     return {
@@ -299,7 +395,6 @@ def train_resumable(
         clean_output_dir,
         create_before_to_disk_callback,
         create_evaluation_callback,
-        create_train_batches,
         update_meta,
     )
     from spacy.util import registry, resolve_dot_names
@@ -328,7 +423,8 @@ def train_resumable(
                 shutil.rmtree(output_path / DIR_MODEL_BEST)
             shutil.copytree(output_path / DIR_MODEL_LAST, output_path / DIR_MODEL_BEST)
 
-    batches = isolated_batches(create_train_batches(nlp, train_corpus, T["batcher"], T["max_epochs"]), seed)
+    start = resume.meta.get("batches") if resume is not None else None
+    batches = ReplayableBatches(nlp, train_corpus, T["batcher"], T["max_epochs"], start=start)
     clean_output_dir(output_path)
     checkpoints.clean_stale()
     progress: Dict[str, Any] = {"first_step": 0, "results": [], "words_seen": 0, "seconds": 0}
@@ -369,7 +465,7 @@ def train_resumable(
                 save_model(is_best)
                 info["output_path"] = str(output_path / DIR_MODEL_LAST)
                 # The checkpoint is complete before the step is logged: metrics are never sent twice.
-                _save_checkpoint(checkpoints, nlp, optimizer, info, history, output_path / DIR_MODEL_BEST, finished=False)
+                _save_checkpoint(checkpoints, nlp, optimizer, info, history, batches, output_path / DIR_MODEL_BEST, finished=False)
             log_step(info if is_best is not None else None)
     except Exception as e:
         stdout.write(msg.warn(f"Aborting and saving the final best model. Encountered exception: {e!r}") + "\n")
@@ -378,6 +474,6 @@ def train_resumable(
         finalize_logger()
         save_model(False)
     if info is not None:  # training ended normally: a final checkpoint lets a later failure skip it
-        _save_checkpoint(checkpoints, nlp, optimizer, info, history, output_path / DIR_MODEL_BEST, finished=True)
+        _save_checkpoint(checkpoints, nlp, optimizer, info, history, batches, output_path / DIR_MODEL_BEST, finished=True)
     stdout.write(msg.good("Saved pipeline to output directory", output_path / DIR_MODEL_LAST) + "\n")
     return output_path / DIR_MODEL_LAST
