@@ -357,12 +357,15 @@ def _restore(
         optimizer.step_schedules()
     wanted = int((meta.get("batches") or {}).get("in_epoch") or 0)
     if batches.skipped < wanted:
-        log.warning("epoch %d ended after %d of its %d already trained batches", meta.get("epoch"), batches.skipped, wanted)
+        log.warning(
+            "epoch %s ended after %d of its %d already trained batches", meta.get("epoch"), batches.skipped, wanted
+        )
     restore_rng_state(json.loads((resume.path / "rng.json").read_text()))
     if (resume.path / "model-best").is_dir():
         shutil.copytree(resume.path / "model-best", best)
     log.info(
-        "continuing at step %d: %d optimizer arrays restored, %d epoch shuffles replayed, %d batches skipped, learn rate %s",
+        "continuing at step %d: %d optimizer arrays restored, %d epoch shuffles replayed, %d batches skipped, "
+        "learn rate %s",
         first_step,
         restored,
         len(batches.shuffles),
@@ -465,7 +468,9 @@ def train_resumable(
                 save_model(is_best)
                 info["output_path"] = str(output_path / DIR_MODEL_LAST)
                 # The checkpoint is complete before the step is logged: metrics are never sent twice.
-                _save_checkpoint(checkpoints, nlp, optimizer, info, history, batches, output_path / DIR_MODEL_BEST, finished=False)
+                _save_checkpoint(
+                    checkpoints, nlp, optimizer, info, history, batches, output_path / DIR_MODEL_BEST, finished=False
+                )
             log_step(info if is_best is not None else None)
     except Exception as e:
         stdout.write(msg.warn(f"Aborting and saving the final best model. Encountered exception: {e!r}") + "\n")
@@ -474,6 +479,8 @@ def train_resumable(
         finalize_logger()
         save_model(False)
     if info is not None:  # training ended normally: a final checkpoint lets a later failure skip it
-        _save_checkpoint(checkpoints, nlp, optimizer, info, history, batches, output_path / DIR_MODEL_BEST, finished=True)
+        _save_checkpoint(
+            checkpoints, nlp, optimizer, info, history, batches, output_path / DIR_MODEL_BEST, finished=True
+        )
     stdout.write(msg.good("Saved pipeline to output directory", output_path / DIR_MODEL_LAST) + "\n")
     return output_path / DIR_MODEL_LAST
