@@ -98,7 +98,10 @@ class TrackingConfig:
 
 @dataclass
 class SplitConfig:
+    """Split data.train into train/dev (stratified per label) when data.dev is null."""
+
     test_size: Optional[float] = None
+    seed: Optional[int] = None  # None: hyperparameters.seed
 
 
 @dataclass
