@@ -2,8 +2,8 @@
 
 The baseline does what preprocess.py does: `spacy.blank`, then per line `get_words_and_spaces` on the
 token texts, a `Doc`, `doc.char_span` per span, into a `DocBin` written to disk. Ours validates every
-line (all fifteen checks) and writes the same two DocBins. Each side is timed as the minimum of N
-repeats; a third timing re-runs ours on unchanged input with the conversion cache warm.
+line (all fifteen checks) and writes the same two DocBins. Each is timed as the minimum of N repeats,
+interleaved; a third timing re-runs ours on unchanged input with the conversion cache warm.
 
     python benchmarks/conversion.py [--data ../shared/data/fashion_brands] [--repeats 5]
 
@@ -50,19 +50,21 @@ def baseline_convert(train: Path, dev: Path, out_dir: Path, lang: str = "en") ->
     return n
 
 
-def best_of(repeats: int, fn: Callable[[], object]) -> float:
-    times: List[float] = []
+def best_of(repeats: int, *fns: Callable[[], object]) -> List[float]:
+    """Min time of each function over `repeats` rounds, interleaved so a busy machine slows all alike."""
+    times: List[List[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [min(ts) for ts in times]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "fashion_brands")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--label", action="append", default=None, help="label set (default FASHION_BRAND)")
     args = parser.parse_args()
     train, dev = args.data / "train.jsonl", args.data / "dev.jsonl"
@@ -86,10 +88,10 @@ def main() -> None:
             corpus = convert_corpus(train, dev, labels=labels, out_dir=tmp_path / "ours", cache_dir=tmp_path / "warm")
             assert corpus.cache_hit
 
-        t_base = best_of(args.repeats, lambda: baseline_convert(train, dev, tmp_path))
-        t_ours = best_of(args.repeats, ours_uncached)
         convert_corpus(train, dev, labels=labels, out_dir=tmp_path / "ours", cache_dir=tmp_path / "warm")
-        t_cached = best_of(args.repeats, ours_cached)
+        t_base, t_ours, t_cached = best_of(
+            args.repeats, lambda: baseline_convert(train, dev, tmp_path), ours_uncached, ours_cached
+        )
 
     print(f"data: {args.data} ({n_docs} examples), min of {args.repeats} repeats")
     print(f"baseline (preprocess.py way): {t_base:.3f}s  {n_docs / t_base:,.0f} examples/s")

@@ -22,26 +22,24 @@ ENTRY_FILES = ("train.spacy", "dev.spacy", "report.json")
 
 @dataclass(frozen=True)
 class FileDigest:
-    """A file's identity by content: sha256 for the cache, md5 for lineage (what `md5sum` prints)."""
+    """A file's identity by content (what `sha256sum` prints), for the cache key and for lineage."""
 
     path: str
     sha256: str
-    md5: str
     size: int
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"path": self.path, "sha256": self.sha256, "md5": self.md5, "size": self.size}
+        return {"path": self.path, "sha256": self.sha256, "size": self.size}
 
 
 def file_digest(path: Path) -> FileDigest:
-    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    sha = hashlib.sha256()
     size = 0
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 20):
             sha.update(chunk)
-            md5.update(chunk)
             size += len(chunk)
-    return FileDigest(str(path), sha.hexdigest(), md5.hexdigest(), size)
+    return FileDigest(str(path), sha.hexdigest(), size)
 
 
 def cache_key(

@@ -179,35 +179,67 @@ def _words_and_spaces(text: str, tokens: List[Tuple[int, int]]) -> Tuple[List[st
     return words, spaces
 
 
-def _check_tokens(text: str, raw_tokens: Any) -> Tuple[Optional[List[Tuple[int, int]]], Optional[str]]:
-    """Token offsets that match the text, or a message saying where they do not."""
+def _check_tokens(
+    text: str, raw_tokens: Any
+) -> Tuple[Optional[List[Tuple[int, int]]], List[str], List[bool], Optional[str]]:
+    """(offsets, words, spaces, None) for tokens that match the text, or a message saying where they do not.
+
+    Checks the tokens and builds spaCy's words/spaces (as `_words_and_spaces` does) in the same pass,
+    since this runs for every token of every line.
+    """
     if not isinstance(raw_tokens, list):
-        return None, "'tokens' is not a list"
+        return None, [], [], "'tokens' is not a list"
     offsets: List[Tuple[int, int]] = []
+    words: List[str] = []
+    spaces: List[bool] = []
+    add_offset, add_word, add_space = offsets.append, words.append, spaces.append
     prev_end = 0
     n = len(text)
     for i, tok in enumerate(raw_tokens):
-        if not isinstance(tok, dict):
-            return None, f"token {i} is not an object"
-        start = tok.get("start")
-        end = tok.get("end")
+        try:
+            start = tok["start"]
+            end = tok["end"]
+        except (TypeError, KeyError):
+            start = end = None
         if type(start) is not int or type(end) is not int:
-            return None, f"token {i} has no integer 'start'/'end'"
-        if start < prev_end or end <= start or end > n:
-            return None, f"token {i} offsets {start}-{end} are out of order, empty or outside the text"
+            what = "is not an object" if not isinstance(tok, dict) else "has no integer 'start'/'end'"
+            return None, [], [], f"token {i} {what}"
+        if start != prev_end:
+            if start < prev_end:
+                return None, [], [], f"token {i} offsets {start}-{end} overlap the previous token"
+            if start == prev_end + 1 and words and text[prev_end] == " ":
+                spaces[-1] = True  # the common case: one space after the previous word
+            else:
+                gap = text[prev_end:start]
+                if not gap.isspace():
+                    return None, [], [], f"text {gap!r} before token {i} is not covered by any token"
+                _add_gap(gap, words, spaces)
+        if end <= start or end > n:
+            return None, [], [], f"token {i} offsets {start}-{end} are empty or outside the text"
+        word = text[start:end]
         tok_text = tok.get("text")
-        if tok_text is not None and text[start:end] != tok_text:
-            return None, (
-                f"token {i} text {tok_text!r} does not match the text at {start}-{end} "
-                f"({text[start:end]!r})"
-            )
-        if start > prev_end and not text[prev_end:start].isspace():
-            return None, f"text {text[prev_end:start]!r} before token {i} is not covered by any token"
-        offsets.append((start, end))
+        if tok_text is not None and tok_text != word:
+            return None, [], [], f"token {i} text {tok_text!r} does not match the text at {start}-{end} ({word!r})"
+        add_word(word)
+        add_space(False)
+        add_offset((start, end))
         prev_end = end
-    if prev_end < n and not text[prev_end:].isspace():
-        return None, f"text {text[prev_end:]!r} after the last token is not covered by any token"
-    return offsets, None
+    if prev_end < n:
+        gap = text[prev_end:]
+        if not gap.isspace():
+            return None, [], [], f"text {gap!r} after the last token is not covered by any token"
+        _add_gap(gap, words, spaces)
+    return offsets, words, spaces, None
+
+
+def _add_gap(gap: str, words: List[str], spaces: List[bool]) -> None:
+    """Whitespace between tokens: one space is the previous word's trailing space, the rest a whitespace token."""
+    if words and gap[0] == " ":
+        spaces[-1] = True
+        gap = gap[1:]
+    if gap:
+        words.append(gap)
+        spaces.append(False)
 
 
 def _nearest_boundaries(text: str, tokens: List[Tuple[int, int]], start: int, end: int) -> str:
@@ -276,11 +308,12 @@ def parse_prodigy_line(
 
     tokenized = False
     if "tokens" in obj:
-        tokens, msg = _check_tokens(text, obj["tokens"])
+        tokens, words, spaces, msg = _check_tokens(text, obj["tokens"])
         if msg:
             return problem(f"tokens do not match the text: {msg}", BAD_TOKENS)
     elif tokenizer is not None:
         tokens = _tokenize(text, tokenizer)
+        words, spaces = _words_and_spaces(text, tokens)
         tokenized = True
     else:
         return problem("'tokens' is missing", BAD_TOKENS)
@@ -369,7 +402,6 @@ def parse_prodigy_line(
                 )
     if problems:
         return None, problems, None
-    words, spaces = _words_and_spaces(text, tokens)
     return Example(line_no, text, words, spaces, spans, obj.get("_input_hash"), tokenized), [], None
 
 
@@ -480,11 +512,39 @@ def _skip(problems: Sequence[Problem], report: SplitReport) -> None:
 # --------------------------------------------------------------------------- DocBins
 
 
+DOCBIN_ATTRS = ["ORTH", "ENT_IOB", "ENT_TYPE"]  # all a Prodigy NER annotation holds (whitespace is always kept)
+
+
+def _ner_docbin() -> Any:
+    """An empty DocBin whose `add_ner` is `add` without its per-token walk over nine string attributes.
+
+    `DocBin.add` collects each token's text, tag, lemma, norm, morph, dep, entity type, KB id and entity id
+    into the string table; for a doc made from words and entity spans only the words and the labels are
+    non-empty, and the walk costs more than building the doc. Same arrays, same bytes on disk for
+    what spaCy reads back (tests compare the docs with the ones plain `add` gives).
+    """
+    import numpy
+    from spacy.attrs import SPACY
+    from spacy.tokens import DocBin
+
+    class NerDocBin(DocBin):
+        def add_ner(self, doc: Any, words: List[str], labels: Iterable[str]) -> None:
+            self.tokens.append(doc.to_array(self.attrs))
+            self.spaces.append(numpy.asarray(doc.to_array(SPACY), dtype=bool).reshape((-1, 1)))
+            self.flags.append({"has_unknown_spaces": doc.has_unknown_spaces})
+            self.strings.update(words)
+            self.strings.update(labels)
+            self.cats.append(doc.cats)
+            self.span_groups.append(doc.spans.to_bytes())
+
+    return NerDocBin(attrs=DOCBIN_ATTRS, store_user_data=False)
+
+
 def examples_to_docbin(examples: Iterable[Example], vocab: Any, report: SplitReport) -> Any:
     """Build a DocBin; tokens outside any span are marked O (Prodigy's ner.manual is complete)."""
-    from spacy.tokens import Doc, DocBin
+    from spacy.tokens import Doc
 
-    db = DocBin(attrs=["ORTH", "ENT_IOB", "ENT_TYPE"], store_user_data=False)
+    db = _ner_docbin()
     for ex in examples:
         doc = Doc(vocab, words=ex.words, spaces=ex.spaces)
         ents = []
@@ -498,7 +558,7 @@ def examples_to_docbin(examples: Iterable[Example], vocab: Any, report: SplitRep
         if not ents:
             report.docs_without_entities += 1
         report.accepted += 1
-        db.add(doc)
+        db.add_ner(doc, ex.words, {label for _, _, label in ex.spans})
     return db
 
 

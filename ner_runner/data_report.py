@@ -60,8 +60,8 @@ def log_input(digest: Any, *, context: str, split: Any = None) -> None:
     with warnings.catch_warnings():  # "can be interpreted in multiple ways": a local file either way
         warnings.simplefilter("ignore")
         source = resolve_dataset_source(digest.path)
-    # MLflow keeps at most 36 characters of a digest: md5 fits and is what `md5sum` prints
-    dataset = MetaDataset(source=source, name=digest.path.rsplit("/", 1)[-1], digest=digest.md5)
+    # MLflow keeps at most 36 characters of a digest: the first 32 of the sha256 (the full one is a tag)
+    dataset = MetaDataset(source=source, name=digest.path.rsplit("/", 1)[-1], digest=digest.sha256[:32])
     tags = {"sha256": digest.sha256, "size_bytes": str(digest.size)}
     if split:
         tags.update({f"split.{k}": str(v) for k, v in split.items()})
