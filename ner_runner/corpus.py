@@ -166,6 +166,8 @@ def _raise_or_warn(problems: List[Problem], reports: Sequence[SplitReport], out_
     for report in reports:
         if report.warnings:
             log.warning("%s", format_problems(report.warnings, what="warning"))
+        if report.tokenized:
+            log.info("data: %s: %d example(s) had no tokens; spaCy's tokenizer made them", report.path, report.tokenized)
 
 
 def _read_pair(
