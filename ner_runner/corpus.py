@@ -48,13 +48,15 @@ class Corpus:
     converter_version: str = CONVERTER_VERSION
 
     def to_dict(self) -> Dict[str, Any]:
-        return {
-            "splits": {name: rep.to_dict() for name, rep in self.reports.items()},
+        """`data_report.json`: one report per split (train, dev; input when split), then where they came from."""
+        out: Dict[str, Any] = {name: rep.to_dict() for name, rep in self.reports.items()}
+        out["lineage"] = {
             "inputs": {role: d.to_dict() for role, d in self.inputs.items()},
             "split": self.split,
             "cache": {"key": self.cache_key, "hit": self.cache_hit},
             "converter_version": self.converter_version,
         }
+        return out
 
 
 def convert_corpus(

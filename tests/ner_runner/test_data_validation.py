@@ -207,7 +207,7 @@ def test_run_py_reports_every_kind_at_once_then_skips_them_on_request(tmp_path):
 
     proc = _run(tmp_path, train, dev, "data.on_error=skip")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads((tmp_path / "run" / "data_report.json").read_text())["splits"]
+    report = json.loads((tmp_path / "run" / "data_report.json").read_text())
     skipped = report["train"]["skipped"]
     for case in LINE_KINDS:
         assert skipped[case.kind] == len(case.where), case.kind

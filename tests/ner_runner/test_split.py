@@ -112,11 +112,12 @@ def test_run_splits_one_export_when_dev_is_null(tmp_path, fashion_small):
         ]
     )
     report = json.loads((tmp_path / "run" / "data_report.json").read_text())
-    splits = report["splits"]
-    assert list(splits) == ["input", "train", "dev"]
+    splits = report
+    assert list(splits) == ["input", "train", "dev", "lineage"]
     assert splits["input"]["accepted"] == 60 == splits["train"]["accepted"] + splits["dev"]["accepted"]
     assert splits["dev"]["entities"]["FASHION_BRAND"] >= 1 and splits["dev"]["docs_without_entities"] == 5
-    assert report["split"] == {"test_size": 0.25, "seed": 5}
+    assert report["lineage"]["split"] == {"test_size": 0.25, "seed": 5}
+    assert report["lineage"]["inputs"]["input"]["path"] == str(fashion_small["train"])
     assert (tmp_path / "run" / "corpus" / "dev.spacy").is_file()
     assert "split " in proc.stdout + proc.stderr
 
