@@ -35,7 +35,6 @@ def report_metrics(corpus: Any) -> Dict[str, float]:
 def report_params(corpus: Any) -> Dict[str, str]:
     params = {f"data_report.{role}.sha256": d.sha256 for role, d in corpus.inputs.items()}
     params["data_report.converter_version"] = corpus.converter_version
-    params["data_report.cache"] = "hit" if corpus.cache_hit else "miss"
     if corpus.split:
         params.update({f"data_report.split.{k}": str(v) for k, v in corpus.split.items()})
     return params
@@ -44,6 +43,7 @@ def report_params(corpus: Any) -> Dict[str, str]:
 def log_data_report(run: Any, corpus: Any) -> None:
     """Metrics and params through the TrackedRun; one MLflow dataset input per export."""
     run.log_params(report_params(corpus))
+    run.set_tags({"data_cache": "hit" if corpus.cache_hit else "miss"})  # a resumed run may differ: not a param
     run.log_metrics(report_metrics(corpus), step=0)
     for role, digest in corpus.inputs.items():
         try:

@@ -112,7 +112,7 @@ class DataConfig:
     dev: Optional[str] = "${phase.dev}"
     alignment: str = "strict"  # strict | contract | expand
     on_error: str = "fail"  # fail | skip
-    cache_dir: Optional[str] = ".cache/ner-runner"  # converted corpora by content digest; null: no cache
+    cache_dir: str = ".cache/ner-runner"  # converted corpora (by content digest) and checkpoints
     split: SplitConfig = field(default_factory=SplitConfig)
 
 

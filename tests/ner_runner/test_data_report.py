@@ -26,7 +26,7 @@ def test_report_metrics_params_and_lineage_reach_mlflow(tmp_path, fashion_small)
     assert m["data/train/docs_without_entities"] == 20
     sha = hashlib.sha256(fashion_small["train"].read_bytes()).hexdigest()
     assert got.data.params["data_report.train.sha256"] == sha
-    assert got.data.params["data_report.cache"] == "miss"
+    assert got.data.tags["data_cache"] == "miss"
 
     inputs = {i.dataset.name: i for i in got.inputs.dataset_inputs}
     assert set(inputs) == {"train.jsonl", "dev.jsonl"}
