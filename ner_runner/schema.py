@@ -98,7 +98,10 @@ class TrackingConfig:
 
 @dataclass
 class SplitConfig:
+    """Split data.train into train/dev (stratified per label) when data.dev is null."""
+
     test_size: Optional[float] = None
+    seed: Optional[int] = None  # None: hyperparameters.seed
 
 
 @dataclass
@@ -109,7 +112,7 @@ class DataConfig:
     dev: Optional[str] = "${phase.dev}"
     alignment: str = "strict"  # strict | contract | expand
     on_error: str = "fail"  # fail | skip
-    cache_dir: str = ".cache/ner-runner"
+    cache_dir: str = ".cache/ner-runner"  # converted corpora (by content digest) and checkpoints
     split: SplitConfig = field(default_factory=SplitConfig)
 
 

@@ -88,9 +88,7 @@ def run_pipeline(cfg: DictConfig) -> Optional[float]:
 
     train_path = _abs(cfg.data.train, root)
     dev_path = _abs(cfg.data.dev, root)
-    if dev_path is None:
-        raise NerRunnerError("data.dev is not set (give data.dev=PATH)")
-
+    split = cfg.data.split
     corpus = convert_corpus(
         train_path,
         dev_path,
@@ -99,6 +97,9 @@ def run_pipeline(cfg: DictConfig) -> Optional[float]:
         lang=cfg.phase.lang,
         alignment=cfg.data.alignment,
         on_error=cfg.data.on_error,
+        cache_dir=_abs(cfg.data.cache_dir, root),
+        test_size=split.test_size,
+        seed=cfg.hyperparameters.seed if split.seed is None else split.seed,
     )
     log.info("data:\n%s", format_data_report(corpus.reports))
     (run_dir / "data_report.json").write_text(json.dumps(corpus.to_dict(), indent=2))
@@ -133,6 +134,9 @@ def run_pipeline(cfg: DictConfig) -> Optional[float]:
             from .tracking import flatten
 
             run.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
+            from .data_report import log_data_report
+
+            log_data_report(run, corpus)
             if store is not None:
                 store.mlflow_run_id = run.info.run_id
             if resume is not None and run.resumed:

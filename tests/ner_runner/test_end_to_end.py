@@ -48,6 +48,9 @@ def test_cpu_run_logs_params_metrics_and_artifacts(tmp_path, fashion_small):
     per_type = run.data.metrics.get("ents_per_type/FASHION_BRAND/f")
     assert per_type is not None or evaluation["ents_f"] == 0.0
     assert run.data.metrics["dev_ents_f"] == pytest.approx(evaluation["ents_f"])
+    # the data report and the exports' lineage
+    assert run.data.metrics["data/train/read"] == 60 and run.data.tags["data_cache"] == "miss"
+    assert sorted(i.dataset.name for i in run.inputs.dataset_inputs) == ["dev.jsonl", "train.jsonl"]
 
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.cfg", "evaluation.json", "data_report.json", "hydra"} <= artifacts
