@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 # A trial left RUNNING by an interrupted sweep is failed with this attribute and run again.
 INTERRUPTED_ATTR = "interrupted"
+# A trial whose job the launcher only printed or submitted (a dry run, or not waiting for the jobs) has no
+# outcome the study could learn: it is closed with this attribute and does not count towards n_trials.
+NO_OUTCOME_ATTR = "no_outcome"
 
 
 # --------------------------------------------------------------------------- search space
@@ -146,7 +149,9 @@ def finished(study: optuna.Study) -> List[FrozenTrial]:
     """Trials that count towards n_trials: complete, pruned, or failed by their job."""
     done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     return [
-        t for t in study.get_trials(deepcopy=False, states=done) if not t.system_attrs.get(INTERRUPTED_ATTR)
+        t
+        for t in study.get_trials(deepcopy=False, states=done)
+        if not (t.system_attrs.get(INTERRUPTED_ATTR) or t.system_attrs.get(NO_OUTCOME_ATTR))
     ]
 
 
@@ -330,11 +335,25 @@ class OptunaSweeperCore:
             with self._pruning_channel(trials, batch):
                 results = self.launcher.launch(batch, initial_job_idx=first_idx)
             next_job_idx = first_idx + len(batch)
+            without_outcome = 0
             for trial, ret in zip(trials, results):
+                if ret.status == JobStatus.UNKNOWN:
+                    self._close_without_outcome(study, trial, ret)
+                    without_outcome += 1
+                    continue
                 error = self._tell(study, trial, ret)
                 if error is not None:
                     failures.append((trial.number, trial.params, error))
             returns.append(results)
+            if without_outcome:
+                log.warning(
+                    "%d job(s) of this launch have no outcome yet (the launcher only printed or submitted them, "
+                    "e.g. hydra.launcher.dry_run=true or wait=false): the study cannot learn from them, so the "
+                    "sweep stops here, and they do not count towards n_trials",
+                    without_outcome,
+                )
+                self._report(study, sweep_dir, failures, stopped_without_outcome=True)
+                return returns
             ran += len(batch)
             remaining -= len(batch)
             rate = len(failures) / ran
@@ -363,13 +382,25 @@ class OptunaSweeperCore:
         log.warning("trial %d failed: %s", trial.number, error)
         return error or "job failed"
 
+    @staticmethod
+    def _close_without_outcome(study: optuna.Study, trial: optuna.Trial, ret: JobReturn) -> None:
+        """Close the trial of a job that was not waited for: not a failure of its parameters, no score."""
+        study._storage.set_trial_system_attr(trial._trial_id, NO_OUTCOME_ATTR, True)
+        job = ret._return_value or "not submitted"
+        trial.set_user_attr("error", f"no outcome: the launcher did not wait for its job ({job})")
+        study.tell(trial, state=TrialState.FAIL)
+
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         assert self.hydra_context is not None and self.config is not None
         for overrides in batch:
             self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
 
     def _report(
-        self, study: optuna.Study, sweep_dir: Path, failures: List[Tuple[int, Dict[str, Any], str]]
+        self,
+        study: optuna.Study,
+        sweep_dir: Path,
+        failures: List[Tuple[int, Dict[str, Any], str]],
+        stopped_without_outcome: bool = False,
     ) -> None:
         if failures:
             log.warning(
@@ -377,6 +408,8 @@ class OptunaSweeperCore:
             )
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if not complete:
+            if stopped_without_outcome:
+                return
             raise HydraException(f"no trial of study {study.study_name!r} completed; see the failures above")
         best = study.best_trial
         results = {

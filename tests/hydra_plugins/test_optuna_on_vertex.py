@@ -120,3 +120,39 @@ def test_optuna_sweep_on_vertex_reads_back_every_trial(tmp_path, gcs, fashion_sm
         assert study.trials[n].user_attrs["mlflow_run_id"] in proc.stdout
     results = (sweep_dir / "optimization_results.yaml").read_text()
     assert f"best_trial: {study.best_trial.number}" in results and "failed_trials:\n- 1" in results
+
+
+def test_a_dry_run_sweep_prints_one_batch_and_spends_no_trials(tmp_path):
+    import optuna
+
+    from hydra_plugins.ner_runner_optuna_sweeper._core import NO_OUTCOME_ATTR, finished
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    proc = run_py(
+        [
+            "-m",
+            "hparams_search=optuna_cpu",
+            "launcher=vertex",
+            "hydra.launcher.dry_run=true",
+            "gcp.project=test-project",
+            f"gcp.bucket={BUCKET}",
+            f"hydra.sweep.dir={tmp_path / 'multirun'}",
+            f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+            f"hydra.sweeper.storage={storage}",
+            "hydra.sweeper.study_name=preview",
+            "hydra.sweeper.n_trials=4",
+            "hydra.sweeper.n_jobs=2",
+        ],
+        check=False,
+        timeout=120,
+    )
+    logs = proc.stdout + proc.stderr
+    assert proc.returncode == 0, logs[-4000:]
+    assert "Traceback" not in logs and "failed" not in logs
+    # the first batch's CustomJobs are printed; with no scores to learn from, the sweep stops there
+    assert proc.stdout.count("POST projects/test-project/locations/europe-west2/customJobs") == 2
+    assert "the sweep stops here" in logs
+    study = optuna.load_study(study_name="preview", storage=storage)
+    assert len(study.trials) == 2 and all(t.system_attrs[NO_OUTCOME_ATTR] for t in study.trials)
+    assert all(t.value is None and "no outcome" in t.user_attrs["error"] for t in study.trials)
+    assert finished(study) == []  # a real sweep with the same storage still runs all 4 trials
