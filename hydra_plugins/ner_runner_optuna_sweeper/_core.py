@@ -357,7 +357,9 @@ class OptunaSweeperCore:
             ran += len(batch)
             remaining -= len(batch)
             rate = len(failures) / ran
-            if failures and rate > self.max_failure_rate:
+            # The policy stops a sweep early to save compute; once nothing is left to run, the sweep ends
+            # normally and its report names the failed trials (it still fails if none completed).
+            if failures and rate > self.max_failure_rate and remaining > 0:
                 raise HydraException(
                     f"{len(failures)} of {ran} trials failed (more than max_failure_rate="
                     f"{self.max_failure_rate}); stopping the sweep. Failed: "
