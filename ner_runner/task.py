@@ -86,6 +86,12 @@ def run_pipeline(cfg: DictConfig) -> Optional[float]:
     run_dir.mkdir(parents=True, exist_ok=True)
     root: Path = ctx["cwd"]
 
+    if cfg.train and cfg.tracking.enabled:
+        from .tracking import check_tracking_server
+
+        # fail fast, before minutes of conversion and training go to a run nobody can record
+        check_tracking_server(cfg.tracking.uri, cfg.tracking.timeout_s, cfg.tracking.max_retries)
+
     train_path = _abs(cfg.data.train, root)
     dev_path = _abs(cfg.data.dev, root)
     split = cfg.data.split
@@ -154,7 +160,7 @@ def run_pipeline(cfg: DictConfig) -> Optional[float]:
             if ctx["hydra_dir"] is not None and ctx["hydra_dir"].is_dir():
                 run.log_artifact(ctx["hydra_dir"], artifact_path="hydra")
             if cfg.tracking.log_model:
-                _log_model(nlp, cfg, hardware)
+                _log_model(run, nlp, cfg, _evaluation_metrics(scores))
         from .results import publish_results  # report files, MLflow artifacts, the printed summary
 
         publish_results(
@@ -284,19 +290,23 @@ def _tracked_run(cfg: DictConfig, ctx: Dict[str, Any], resume_run_id: Optional[s
         run_dir=ctx["run_dir"],
         timeout_s=cfg.tracking.timeout_s,
         max_retries=cfg.tracking.max_retries,
-        resume_run_id=resume_run_id,
+        flush_timeout_s=cfg.tracking.flush_timeout_s,
     )
 
 
-def _log_model(nlp: Any, cfg: DictConfig, hardware: Any) -> None:
+def _log_model(run: Any, nlp: Any, cfg: DictConfig, scores: Dict[str, float]) -> None:
     from importlib.metadata import version
-
-    from .tracking import log_spacy_model
 
     reqs = [f"spacy=={version('spacy')}"]
     if "transformer" in nlp.pipe_names:
         reqs.append(f"spacy-transformers=={version('spacy-transformers')}")
-    log_spacy_model(nlp, registered_model_name=cfg.tracking.registered_model, pip_requirements=reqs)
+    run.log_model(
+        nlp,
+        registered_model=cfg.tracking.registered_model,
+        pip_requirements=reqs,
+        scores=scores,
+        promote=cfg.tracking.promote,
+    )
 
 
 def run_task(cfg: DictConfig) -> Optional[float]:

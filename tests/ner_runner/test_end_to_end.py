@@ -105,6 +105,9 @@ def test_two_job_multirun_gives_two_runs(tmp_path, fashion_small):
     run_py(["-m", *quick_overrides(fashion_small, tmp_path, steps=2), "hyperparameters.learning_rate=0.001,0.002"])
     client = _client(tmp_path)
     runs = client.search_runs([client.get_experiment_by_name("fashion").experiment_id])
+    parents = [r for r in runs if r.data.tags.get("ner_runner.sweep") == "true"]
+    assert len(parents) == 1  # the sweep's parent run groups the jobs
+    runs = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert len(runs) == 2
     assert sorted(r.data.params["hyperparameters.learning_rate"] for r in runs) == ["0.001", "0.002"]
     assert all(r.info.status == "FINISHED" for r in runs)
