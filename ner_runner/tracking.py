@@ -150,6 +150,17 @@ def configure_client(timeout_s: float, max_retries: int) -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "0.5")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # MLflow prints run links with the tracking URI as given, credentials included; we log our own
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+
+
+def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> Optional[str]:
+    """The run's page in the MLflow UI, without credentials; None for local stores."""
+    if not is_server_uri(tracking_uri):
+        return None
+    parts = urlsplit(tracking_uri)
+    base = urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path, "", "")).rstrip("/")
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def is_server_uri(uri: str) -> bool:
@@ -182,7 +193,7 @@ def check_tracking_server(uri: str, timeout_s: float = 15.0, max_retries: int = 
     where = redact_uri(uri)
     if worker.is_alive():
         raise NerRunnerError(
-            f"the MLflow tracking server at {where} did not answer within {timeout_s:.0f}s; "
+            f"cannot reach the MLflow tracking server at {where}: no answer within {timeout_s:.0f}s; "
             "start it or check tracking.uri / MLFLOW_TRACKING_URI (or run with tracking.enabled=false)"
         )
     err = outcome.get("error")
@@ -553,6 +564,9 @@ class TrackedRun:
             return
         self._put("end", status=status, end_time=int(time.time() * 1000))
         self.undelivered = self.courier.drain(self.flush_timeout_s)
+        url = run_url(self.tracking_uri, self.info.experiment_id, self.info.run_id)
+        if url:
+            log.info("MLflow run: %s", url)
         if self.undelivered:
             log.warning(
                 "MLflow: %d record(s) not delivered to %s; they are kept in %s. "

@@ -129,3 +129,6 @@ def tiny_roberta(tmp_path_factory, fashion_dir) -> Path:
     )
     RobertaModel(config).save_pretrained(out)
     return out
+
+
+from tests.servers import gcs_emulator, mlflow_server  # noqa: E402,F401  real servers on free ports

@@ -129,3 +129,28 @@ class MlflowServer:
             time.sleep(0.1)
 
     stop = kill
+
+
+# --------------------------------------------------------------------------- pytest fixtures
+# Re-exported by tests/conftest.py; function-scoped tests that kill a server build their own MlflowServer.
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator():
+    emu = GcsEmulator().start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory, gcs_emulator):
+    """A real `mlflow server` storing artifacts in the emulator's bucket under `mlflow/`."""
+    srv = MlflowServer(
+        tmp_path_factory.mktemp("mlflow-server"),
+        artifacts_destination=f"gs://{gcs_emulator.bucket}/mlflow",
+        env=gcs_emulator.env(),
+    ).start()
+    yield srv
+    srv.kill()
