@@ -111,3 +111,14 @@ def test_two_job_multirun_gives_two_runs(tmp_path, fashion_small):
     assert len(runs) == 2
     assert sorted(r.data.params["hyperparameters.learning_rate"] for r in runs) == ["0.001", "0.002"]
     assert all(r.info.status == "FINISHED" for r in runs)
+    # the parent carries the best child's score and id; sweep_children finds the jobs by their tag
+    from ner_runner.sweep_tracking import sweep_children
+
+    parent = client.get_run(parents[0].info.run_id)
+    assert parent.info.status == "FINISHED"
+    children = sweep_children(parent.info.run_id, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert sorted(c.run_id for c in children) == sorted(r.info.run_id for r in runs)
+    best = max(children, key=lambda c: c.dev_ents_f)
+    assert parent.data.metrics["best_dev_ents_f"] == pytest.approx(best.dev_ents_f)
+    assert parent.data.tags["best_run_id"] == best.run_id
+    assert parent.data.params["override.hyperparameters.learning_rate"] == "0.001,0.002"
