@@ -39,13 +39,20 @@ def save_model(nlp: Any, path: Path, *, pip_requirements: Iterable[str]) -> Path
         conda_env="conda.yaml",
         python_env="python_env.yaml",
     )
-    mlflow.spacy.save_model(
-        nlp,
-        str(path),
-        mlflow_model=model,
-        code_paths=[str(Path(__file__).with_name(f"{PYFUNC_MODULE}.py"))],
-        pip_requirements=list(pip_requirements),
-    )
+    # its "only the spacy flavor" warning is about its own pyfunc; ours is already in `model`
+    flavor_log = logging.getLogger("mlflow.spacy")
+    level = flavor_log.level
+    flavor_log.setLevel(logging.ERROR)
+    try:
+        mlflow.spacy.save_model(
+            nlp,
+            str(path),
+            mlflow_model=model,
+            code_paths=[str(Path(__file__).with_name(f"{PYFUNC_MODULE}.py"))],
+            pip_requirements=list(pip_requirements),
+        )
+    finally:
+        flavor_log.setLevel(level)
     return path
 
 

@@ -2,7 +2,7 @@
 
 MLflow's spaCy flavor only offers a pyfunc for text classifiers. Our models carry this module in their
 `code/` directory and name it as the pyfunc loader, so `mlflow.pyfunc.load_model(uri).predict(texts)` and
-`mlflow models serve` work with nothing but spaCy installed. It must not import ner_runner.
+`mlflow models serve` work with nothing but spaCy installed, so it imports nothing from this package.
 """
 
 from __future__ import annotations
