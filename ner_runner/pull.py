@@ -47,16 +47,17 @@ def model_uri(args: argparse.Namespace) -> str:
 
 def pull(uri: str, dest: Path, *, tracking_uri: str, force: bool = False, timeout_s: float = 15.0) -> Tuple[Path, Any]:
     """Download the model at `uri`, place its spaCy pipeline at `dest`; returns (dest, loaded nlp)."""
+    dest = Path(dest).expanduser().resolve()
+    occupied = dest.is_file() or (dest.is_dir() and any(dest.iterdir()))
+    if occupied and not force:
+        raise NerRunnerError(f"{dest} exists and is not empty (use --force to replace it)")
+
     import mlflow
     import spacy
     import yaml
 
     from .tracking import check_tracking_server, redact_uri
 
-    dest = Path(dest).expanduser().resolve()
-    occupied = dest.is_file() or (dest.is_dir() and any(dest.iterdir()))
-    if occupied and not force:
-        raise NerRunnerError(f"{dest} exists and is not empty (use --force to replace it)")
     check_tracking_server(tracking_uri, timeout_s)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
