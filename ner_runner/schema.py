@@ -92,7 +92,7 @@ class TrackingConfig:
     log_model: bool = True
     registered_model: Optional[str] = "${phase.registered_model}"
     promote: bool = False
-    timeout_s: float = 15.0  # the start-up check and each HTTP call to the server
+    timeout_s: float = 15.0  # bound on the start-up check that the server answers
     max_retries: int = 2
     # at the end of a job, how long to wait for undelivered data (e.g. while the server restarts);
     # what is still left is kept in the run directory for `ner-runner sync RUN_DIR`

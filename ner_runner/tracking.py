@@ -143,9 +143,17 @@ def scrubbed_copy(src: Path, dest: Path) -> Path:
 # --------------------------------------------------------------------------- environment
 
 
+UPLOAD_TIMEOUT_S = 120
+
+
 def configure_client(timeout_s: float, max_retries: int) -> None:
-    """Bound MLflow's HTTP retries (its defaults retry for minutes on a dead server)."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(max(timeout_s, 1))))
+    """Bound MLflow's HTTP retries (its defaults retry for minutes on a dead server).
+
+    A dead server fails a call after `max_retries` quick retries. The per-request timeout stays long
+    enough for a large model file to go through the server to GCS; a hung server only delays the
+    background delivery, which the end-of-job wait (`flush_timeout_s`) bounds.
+    """
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(max(timeout_s, UPLOAD_TIMEOUT_S))))
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(max_retries))
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "0.5")
