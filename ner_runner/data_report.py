@@ -47,12 +47,12 @@ def log_data_report(run: Any, corpus: Any) -> None:
     run.log_metrics(report_metrics(corpus), step=0)
     for role, digest in corpus.inputs.items():
         try:
-            log_input(digest, context=CONTEXTS.get(role, role), split=corpus.split)
+            log_input(digest, context=CONTEXTS.get(role, role), split=corpus.split, run=run)
         except Exception as err:  # lineage is a record, not a reason to lose the run
             log.warning("could not record %s as an MLflow dataset input: %s", digest.path, err)
 
 
-def log_input(digest: Any, *, context: str, split: Any = None) -> None:
+def log_input(digest: Any, *, context: str, split: Any = None, run: Any = None) -> None:
     import mlflow
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
@@ -65,4 +65,7 @@ def log_input(digest: Any, *, context: str, split: Any = None) -> None:
     tags = {"sha256": digest.sha256, "size_bytes": str(digest.size)}
     if split:
         tags.update({f"split.{k}": str(v) for k, v in split.items()})
-    mlflow.log_input(dataset, context=context, tags=tags)
+    if run is not None:  # through the run's outbox, like its params and metrics
+        run.log_input(dataset, context=context, tags=tags)
+    else:
+        mlflow.log_input(dataset, context=context, tags=tags)

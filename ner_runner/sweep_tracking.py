@@ -90,6 +90,8 @@ class SweepTracking(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not (config.tracking.enabled and config.train):
             return
+        if OmegaConf.select(config, "hydra.launcher.dry_run", default=False):
+            return  # a dry run submits nothing, so it records nothing
         from .errors import NerRunnerError
         from .tracking import check_tracking_server
 

@@ -290,6 +290,7 @@ def _tracked_run(cfg: DictConfig, ctx: Dict[str, Any], resume_run_id: Optional[s
         run_dir=ctx["run_dir"],
         timeout_s=cfg.tracking.timeout_s,
         max_retries=cfg.tracking.max_retries,
+        resume_run_id=resume_run_id,
         flush_timeout_s=cfg.tracking.flush_timeout_s,
     )
 

@@ -367,6 +367,14 @@ class MlflowDelivery:
             promote=bool(record.get("promote")),
         )
 
+    def _input(self, record: dict) -> None:
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        tags = [InputTag(k, v) for k, v in sorted((record.get("tags") or {}).items())]
+        if record.get("context"):
+            tags.append(InputTag("mlflow.data.context", record["context"]))
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(Dataset(**record["dataset"]), tags=tags)])
+
     def _end(self, record: dict) -> None:
         self.client.set_terminated(self.run_id, status=record["status"], end_time=record["end_time"])
 
@@ -447,6 +455,7 @@ class TrackedRun:
         max_retries: int = 2,
         flush_timeout_s: float = 120.0,
         parent_run_id: Optional[str] = None,
+        resume_run_id: Optional[str] = None,
     ):
         self.tracking_uri = tracking_uri
         self.experiment = experiment
@@ -463,6 +472,8 @@ class TrackedRun:
         self.courier: Optional[Courier] = None
         self.undelivered = 0
         self._artifacts = 0
+        self.resume_run_id = resume_run_id  # continue this run (a resumed checkpoint) instead of a new one
+        self.resumed = False
 
     @property
     def tracking_dir(self) -> Path:
@@ -481,9 +492,12 @@ class TrackedRun:
         try:
             self.client = MlflowClient(self.tracking_uri)
             experiment_id = get_or_create_experiment(self.client, self.experiment, self.tracking_uri)
-            run = self.client.create_run(
-                experiment_id, run_name=self.run_name, tags=scrub(resolve_tags(tags))
-            )
+            run = self._resume() if self.resume_run_id else None
+            if run is None:
+                run = self.client.create_run(
+                    experiment_id, run_name=self.run_name, tags=scrub(resolve_tags(tags))
+                )
+            experiment_id = run.info.experiment_id
         except Exception as err:
             raise NerRunnerError(
                 f"cannot start an MLflow run at {redact_uri(self.tracking_uri)}: {_reason(err)}"
@@ -501,10 +515,29 @@ class TrackedRun:
             )
         )
         self.outbox = Outbox(self.tracking_dir)
+        if self.resumed:
+            # an earlier attempt's end-of-run would close the run this attempt continues
+            for record in self.outbox.pending():
+                if record["kind"] == "end":
+                    self.outbox.mark(record["seq"], ok=False, error="superseded: the run was resumed")
+            # what the earlier attempt could not send arrives first, so the resumed series sees it
+            self.outbox.flush(MlflowDelivery(self.client, self.info.run_id, self.run_dir))
         self.courier = Courier(self.outbox, MlflowDelivery(self.client, self.info.run_id, self.run_dir))
         self.sink = MetricSink(self.outbox, self.courier)
         spacy_logger.set_active_sink(self.sink)
         return self
+
+    def _resume(self) -> Any:
+        """Reopen the checkpoint's run; a run that is gone (other server, deleted) means a new one."""
+        try:
+            run = self.client.get_run(self.resume_run_id)
+            self.client.update_run(self.resume_run_id, status="RUNNING")
+        except Exception as err:
+            log.warning("cannot continue MLflow run %s (%s): starting a new run", self.resume_run_id, _reason(err))
+            return None
+        self.resumed = True
+        log.info("continuing MLflow run %s", self.resume_run_id)
+        return run
 
     def _put(self, kind: str, **payload: Any) -> None:
         assert self.outbox is not None and self.courier is not None
@@ -512,7 +545,26 @@ class TrackedRun:
         self.courier.notify()
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        self._put("params", params=scrub(params))
+        safe = scrub(params)
+        if self.resumed:  # MLflow params are immutable: keep the first attempt's values
+            try:
+                existing = self.client.get_run(self.info.run_id).data.params
+                safe = {k: v for k, v in safe.items() if k not in existing}
+            except Exception as err:  # a changed value is then rejected by the server, and recorded
+                log.warning("could not read the params of run %s: %s", self.info.run_id, _reason(err))
+        self._put("params", params=safe)
+
+    def log_input(self, dataset: Any, *, context: Optional[str] = None,
+                  tags: Optional[Mapping[str, str]] = None) -> None:
+        """An MLflow dataset input (e.g. a `MetaDataset`), delivered like everything else."""
+        entity = dataset._to_mlflow_entity()
+        self._put(
+            "input",
+            dataset={"name": entity.name, "digest": entity.digest, "source_type": entity.source_type,
+                     "source": entity.source, "schema": entity.schema, "profile": entity.profile},
+            context=context,
+            tags=scrub(dict(tags or {})),
+        )
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         assert self.sink is not None
@@ -570,6 +622,8 @@ class TrackedRun:
             status = "KILLED"
         if self.outbox is None or self.courier is None:
             return
+        if pruned:  # stopped on purpose by a sweep's pruner: not a failure
+            self._put("tags", tags=scrub({"pruned": str(exc)}))
         self._put("end", status=status, end_time=int(time.time() * 1000))
         self.undelivered = self.courier.drain(self.flush_timeout_s)
         url = run_url(self.tracking_uri, self.info.experiment_id, self.info.run_id)
