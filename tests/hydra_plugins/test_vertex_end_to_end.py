@@ -56,7 +56,11 @@ def test_launcher_vertex_runs_the_container_args_end_to_end(tmp_path, gcs, fashi
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("fashion").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("ner_runner.sweep") == "true"]
+    runs = [r for r in runs if r is not parent]
     assert [r.data.metrics["dev_ents_f"] for r in runs] == [pytest.approx(result["objective"])]
+    # the job ran in another process (the fake Vertex), and its run is still the sweep's child
+    assert runs[0].data.tags["mlflow.parentRunId"] == parent.info.run_id
 
 
 def test_ctrl_c_cancels_the_jobs_still_running(tmp_path, gcs):
