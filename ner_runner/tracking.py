@@ -259,17 +259,6 @@ def git_commit(cwd: Optional[Path] = None) -> Optional[str]:
     return commit if out.returncode == 0 and commit else None
 
 
-def _create_experiment(mlflow: Any, name: str, artifact_location: str) -> None:
-    """Create the experiment; another job of the same sweep may create it first, which is as good."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        mlflow.create_experiment(name, artifact_location=artifact_location)
-    except MlflowException as err:
-        if err.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-
-
 def local_artifact_location(tracking_uri: str) -> Optional[str]:
     """Artifacts of a local sqlite store live beside the database (`mlartifacts/`), not in the cwd."""
     if not tracking_uri.startswith("sqlite:///"):
