@@ -17,6 +17,7 @@ does for a user.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import List, Tuple
@@ -50,10 +51,11 @@ def run_runner(work: Path, data: Path, steps: int, i: int) -> Tuple[Timing, floa
 
 
 def as_written_by_spacy(value: float) -> float:
-    """`spacy evaluate --output` writes floats through srsly (10 decimals); compare like with like."""
+    """`spacy evaluate --output` writes floats with srsly (10 decimals) and we read them back with json:
+    put the runner's score through the same two steps to compare like with like."""
     import srsly
 
-    return srsly.json_loads(srsly.json_dumps(value))
+    return json.loads(srsly.json_dumps(value))
 
 
 def run_baseline(work: Path, data: Path, config: Path, i: int) -> Tuple[Timing, float]:
