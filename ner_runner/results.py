@@ -45,15 +45,20 @@ def write_report(
     scores: Mapping[str, Any],
     journal: Optional[Path],
     limit: int = DEFAULT_LIMIT,
+    examples: Optional[List[Any]] = None,
 ) -> Dict[str, Any]:
-    """Charts, the predictions page and the confusion summary; returns what could be made."""
+    """Charts, the predictions page and the confusion summary; returns what could be made.
+
+    `examples`: dev examples already predicted by the evaluation (saves a second pass over the dev set).
+    """
     from .charts import learning_curve, per_entity_chart, read_metrics_journal
     from .predictions_html import write_predictions_html
     from .report import confusion_markdown, confusion_summary, diff_example
 
     made: Dict[str, Any] = {}
     try:
-        examples = predict_dev(nlp, dev)
+        if examples is None:
+            examples = predict_dev(nlp, dev)
         diffs = [diff_example(eg) for eg in examples]
         confusion = confusion_summary(diffs)
         _write_json(out / "confusion.json", confusion)
@@ -88,6 +93,7 @@ def publish_results(
     model_path: Path,
     started: float,
     limit: int = DEFAULT_LIMIT,
+    examples: Optional[List[Any]] = None,
 ) -> str:
     """Write the report, log it to the MLflow run (when there is one) and print the summary.
 
@@ -99,7 +105,9 @@ def publish_results(
     out = Path(run_dir) / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     journal = Path(run_dir) / "tracking" / "metrics.jsonl" if run is not None else None
-    made = write_report(out=out, nlp=nlp, dev=dev, scores=scores, journal=journal, limit=limit)
+    made = write_report(
+        out=out, nlp=nlp, dev=dev, scores=scores, journal=journal, limit=limit, examples=examples
+    )
 
     info = getattr(run, "info", None)
     link = mlflow_run_link(info.tracking_uri, info.experiment_id, info.run_id) if info is not None else None

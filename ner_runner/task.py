@@ -155,7 +155,7 @@ def run_pipeline(cfg: DictConfig) -> Optional[float]:
             if resume is not None and run.resumed:
                 _continue_series(run, resume)
         best = _train(config_path, run_dir, hw.gpu_id, store, resume)
-        nlp, scores = _evaluate(best, corpus.dev, hw.gpu_id)
+        nlp, scores, dev_examples = _evaluate(best, corpus.dev, hw.gpu_id)
         evaluation = run_dir / "evaluation.json"
         evaluation.write_text(json.dumps(scores, indent=2, default=float))
         ents_f = float(scores.get("ents_f") or 0.0)
@@ -171,7 +171,14 @@ def run_pipeline(cfg: DictConfig) -> Optional[float]:
         from .results import publish_results  # report files, MLflow artifacts, the printed summary
 
         publish_results(
-            run, run_dir=run_dir, nlp=nlp, dev=corpus.dev, scores=scores, model_path=best, started=started
+            run,
+            run_dir=run_dir,
+            nlp=nlp,
+            dev=corpus.dev,
+            scores=scores,
+            model_path=best,
+            started=started,
+            examples=dev_examples,
         )
     if store is not None and not cfg.checkpoint.keep_after_success:
         store.clear()  # model, metrics and artifacts are saved: a new run of this command starts fresh
@@ -263,9 +270,9 @@ def _train(config_path: Path, run_dir: Path, gpu_id: int, store: Any = None, res
 
 
 def _evaluate(best: Path, dev: Path, gpu_id: int):
-    from .training import evaluate_pipeline
+    from .training import evaluate_with_predictions
 
-    return evaluate_pipeline(best, dev, gpu_id=gpu_id)
+    return evaluate_with_predictions(best, dev, gpu_id=gpu_id)
 
 
 def _tracked_run(cfg: DictConfig, ctx: Dict[str, Any], resume_run_id: Optional[str] = None):
