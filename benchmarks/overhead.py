@@ -4,15 +4,14 @@
 
 runner:   python run.py <fashion_brands, CPU tok2vec, N steps>   (composition, validation + conversion,
           config rendering, training, evaluation of model-best, MLflow tracking incl. the model, the
-          run report) with checkpoint.enabled=false unless --checkpoints
+          run report), as a user runs it: resumable checkpoints on
 baseline: python benchmarks/baseline_preprocess.py ...          (the old preprocess step)
           python -m spacy train <the config.cfg the runner rendered> --paths.train ... --paths.dev ...
           python -m spacy evaluate <model-best> dev.spacy
 
 Wall time of each side (minimum of the repeats, interleaved) and their ratio; goal <= 1.03. Both sides
 train the same documents with the same config and seed, so their dev ents_f must be identical: the
-script prints both and fails if they differ (with --checkpoints the runner shuffles on its own random
-stream, so the scores are printed but not compared). Each runner run gets a fresh conversion cache (the first run
+script prints both and fails if they differ. Each runner run gets a fresh conversion cache (the first run
 on new data, which is the case that includes conversion); the MLflow store persists across repeats, as it
 does for a user.
 """
@@ -43,16 +42,10 @@ from harness import (
 GOAL = 1.03
 
 
-def run_runner(work: Path, data: Path, steps: int, i: int, checkpoints: bool) -> Tuple[Timing, float, Path]:
+def run_runner(work: Path, data: Path, steps: int, i: int) -> Tuple[Timing, float, Path]:
     run_dir = work / f"runner-{i}"
     overrides = fashion_run_overrides(data, steps, run_dir, work / f"cache-{i}")
     overrides.append(f"tracking.uri=sqlite:///{work / 'mlflow.db'}")
-    # Resumable checkpoints shuffle batches on their own random stream (so that a resume replays the
-    # same order); plain `spacy train` shares one stream with the model, so only without checkpoints is
-    # the runner's training the very same computation as the baseline's. Use --checkpoints to time the
-    # default (checkpointed) run instead; its score is then expected to differ.
-    if not checkpoints:
-        overrides.append("checkpoint.enabled=false")
     seconds = timed(run_py_cmd(overrides), log=work / f"runner-{i}.log")
     ents_f = as_written_by_spacy(float(read_json(run_dir / "evaluation.json")["ents_f"]))
     return seconds, ents_f, run_dir / "config.cfg"
@@ -90,11 +83,6 @@ def run_baseline(work: Path, data: Path, config: Path, i: int) -> Tuple[Timing, 
 
 def main(argv: List[str]) -> int:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument(
-        "--checkpoints",
-        action="store_true",
-        help="keep the runner's resumable checkpoints on (its score then differs from spacy train's)",
-    )
     args = parser.parse_args(argv)
     check_data(args.data)
     data = args.data.resolve()
@@ -104,7 +92,7 @@ def main(argv: List[str]) -> int:
     with workdir(args.workdir) as work:
         print(f"overhead: {args.steps} steps on {data}, {args.repeats} repeat(s), in {work}", flush=True)
         for i in range(args.repeats):
-            seconds, runner_f, config = run_runner(work, data, args.steps, i, args.checkpoints)
+            seconds, runner_f, config = run_runner(work, data, args.steps, i)
             runner_s.append(seconds)
             print(f"  [{i}] runner    {seconds.wall:7.2f}s (cpu {seconds.cpu:.2f}s)  dev ents_f {runner_f}", flush=True)
             seconds, baseline_f = run_baseline(work, data, config, i)
@@ -113,7 +101,7 @@ def main(argv: List[str]) -> int:
             scores.append((runner_f, baseline_f))
     print(f"runner   (python run.py): {describe(runner_s)}")
     print(f"baseline (preprocess + spacy train + spacy evaluate): {describe(baseline_s)}")
-    differ = [] if args.checkpoints else [(r, b) for r, b in scores if r != b]
+    differ = [(r, b) for r, b in scores if r != b]
     print(f"best dev ents_f: runner {scores[0][0]}, baseline {scores[0][1]}")
     ratio = min_ratio(runner_s, baseline_s)
     print(f"runner/baseline: wall {ratio.wall:.3f}, cpu {ratio.cpu:.3f}")
