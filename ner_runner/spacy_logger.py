@@ -8,6 +8,7 @@ and no tracking error can stop training. With no active sink it is just the cons
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 import sys
@@ -68,6 +69,10 @@ def mlflow_logger(
     console: bool = True, progress_bar: Optional[str] = None
 ) -> Callable[[Any, IO, IO], Tuple[Callable[[Optional[Dict[str, Any]]], None], Callable[[], None]]]:
     """spaCy logger factory: console output plus MLflow metrics at every evaluation step."""
+    # spaCy 3.8 registers its own functions lazily; older versions on importing spacy.training.loggers
+    getattr(spacy.registry, "ensure_populated", lambda: None)()
+    importlib.import_module("spacy.training.loggers")
+
     console_factory = spacy.registry.loggers.get("spacy.ConsoleLogger.v3")
     console_setup = console_factory(progress_bar=progress_bar, console_output=console, output_file=None)
 
