@@ -81,6 +81,7 @@ def run_pipeline(cfg: DictConfig) -> Optional[float]:
     from .spacy_config import HardwareSettings, TrainingSettings, render_spacy_config, write_config
 
     started = time.time()
+    _one_log_stream()
     warmup = None
     if cfg.train and cfg.tracking.enabled:
         from . import tracking_warmup
@@ -184,6 +185,21 @@ def run_pipeline(cfg: DictConfig) -> Optional[float]:
         store.clear()  # model, metrics and artifacts are saved: a new run of this command starts fresh
     log.info("dev ents_f %.4f (model: %s, %.1fs)", ents_f, best, time.time() - started)
     return ents_f
+
+
+def _one_log_stream() -> None:
+    """spaCy adds its own console handler; under Hydra's logging each spaCy line would print twice.
+
+    With Hydra's root handlers in place (console and the run's log file), spaCy's records go through them.
+    """
+    if not logging.getLogger().handlers:
+        return
+    import spacy.util  # noqa: F401  adds spaCy's handler, which is then removed
+
+    spacy_log = logging.getLogger("spacy")
+    for handler in list(spacy_log.handlers):
+        if type(handler) is logging.StreamHandler:
+            spacy_log.removeHandler(handler)
 
 
 def _checkpoints(cfg: DictConfig, root: Path, spacy_cfg: Any, corpus: Any):
