@@ -82,11 +82,6 @@ def run_pipeline(cfg: DictConfig) -> Optional[float]:
 
     started = time.time()
     _one_log_stream()
-    warmup = None
-    if cfg.train and cfg.tracking.enabled:
-        from . import tracking_warmup
-
-        warmup = tracking_warmup.start(cfg.tracking.uri, log_model=cfg.tracking.log_model)
     ctx = _hydra_context()
     run_dir: Path = ctx["run_dir"]
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -140,8 +135,6 @@ def run_pipeline(cfg: DictConfig) -> Optional[float]:
 
     store, resume = _checkpoints(cfg, root, spacy_cfg, corpus) if cfg.checkpoint.enabled else (None, None)
     resume_run_id = resume.mlflow_run_id if resume is not None else None
-    if warmup is not None:
-        warmup.join()
     tracked = _tracked_run(cfg, ctx, resume_run_id) if cfg.tracking.enabled else contextlib.nullcontext()
     with tracked as run:
         if run is not None:

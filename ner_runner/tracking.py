@@ -184,11 +184,13 @@ def check_tracking_server(uri: str, timeout_s: float = 15.0, max_retries: int = 
     if not is_server_uri(uri):
         return
     configure_client(timeout_s, max_retries)
+    # Imported here, in the calling thread: importing is not the server's time, and a package imported
+    # from two threads at once can be seen half-initialised.
+    from mlflow.tracking import MlflowClient
+
     outcome: Dict[str, BaseException] = {}
 
     def probe() -> None:
-        from mlflow.tracking import MlflowClient
-
         try:
             MlflowClient(uri).search_experiments(max_results=1)
         except BaseException as err:  # reported by the caller
