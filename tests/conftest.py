@@ -69,6 +69,15 @@ def quick_overrides(data: Dict[str, Path], tmp: Path, steps: int = 4, extra: Seq
     ]
 
 
+def job_runs(tmp: Path, experiment: str = "fashion") -> list:
+    """The MLflow runs of a sweep's jobs in the test's sqlite store (not the sweep's parent run)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    return [r for r in runs if r.data.tags.get("ner_runner.sweep") != "true"]
+
+
 def run_py(
     args: Sequence[str],
     *,

@@ -8,7 +8,7 @@ from typing import List
 
 import pytest
 
-from tests.conftest import quick_overrides, run_py
+from tests.conftest import job_runs, quick_overrides, run_py
 
 STEPS = 4
 
@@ -139,13 +139,6 @@ def _study(tmp: Path, name: str):
     return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp / 'optuna.db'}")
 
 
-def _mlflow_runs(tmp: Path):
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name("fashion").experiment_id])
-    return [r for r in runs if r.data.tags.get("ner_runner.sweep") != "true"]  # the jobs, not the sweep's parent
-
 
 @pytest.mark.slow
 def test_optuna_study_best_value_is_the_best_mlflow_run(tmp_path, fashion_small):
@@ -158,7 +151,7 @@ def test_optuna_study_best_value_is_the_best_mlflow_run(tmp_path, fashion_small)
 
     study = _study(tmp_path, "s3")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
-    runs = _mlflow_runs(tmp_path)
+    runs = job_runs(tmp_path)
     assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
     best_run = max(runs, key=lambda r: r.data.metrics["dev_ents_f"])
     assert study.best_value == pytest.approx(best_run.data.metrics["dev_ents_f"])
@@ -219,7 +212,7 @@ def test_interrupted_study_resumes_from_its_storage(tmp_path, fashion_small):
     assert counted[1].params == interrupted[0].params
     new_jobs = [p for p in second.iterdir() if (p / "result.json").is_file()]
     assert len(new_jobs) == 1
-    runs = _mlflow_runs(tmp_path)
+    runs = job_runs(tmp_path)
     assert len(runs) == 2
     assert first_run_ids < {r.info.run_id for r in runs}
 
@@ -277,6 +270,6 @@ def test_median_pruner_stops_a_weak_trial_in_process(tmp_path, fashion_small):
     assert weak.intermediate_values and max(weak.intermediate_values) <= 12
     result = json.loads((tmp_path / "multirun" / "1" / "result.json").read_text())
     assert result["status"] == "PRUNED" and "pruned at step" in result["error"]
-    runs = {r.info.run_id: r for r in _mlflow_runs(tmp_path)}
+    runs = {r.info.run_id: r for r in job_runs(tmp_path)}
     assert runs[result["mlflow_run_id"]].info.status == "KILLED"
     assert "pruned at step" in runs[result["mlflow_run_id"]].data.tags["pruned"]

@@ -9,7 +9,7 @@ from typing import List, Optional
 import pytest
 
 from ner_runner.sweep_summary import collect, format_table, ranked, summarize
-from tests.conftest import quick_overrides, run_py
+from tests.conftest import job_runs, quick_overrides, run_py
 
 
 def _job(
@@ -56,13 +56,6 @@ def test_one_job_shows_all_its_overrides(tmp_path):
     assert format_table(collect(tmp_path)).splitlines()[1].endswith("a=1 b=2")
 
 
-def _runs(tmp: Path):
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name("fashion").experiment_id])
-    return [r for r in runs if r.data.tags.get("ner_runner.sweep") != "true"]  # the jobs, not the sweep's parent
-
 
 @pytest.mark.slow
 def test_grid_preset_2x2_gives_4_runs_and_the_right_best(tmp_path, fashion_small):
@@ -77,7 +70,7 @@ def test_grid_preset_2x2_gives_4_runs_and_the_right_best(tmp_path, fashion_small
             "hyperparameters.batch_size=100,1000",
         ]
     )
-    runs = _runs(tmp_path)
+    runs = job_runs(tmp_path)
     assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs)
     grid = {
         (r.data.params["hyperparameters.learning_rate"], r.data.params["hyperparameters.batch_size"]) for r in runs
