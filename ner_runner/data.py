@@ -562,11 +562,6 @@ def examples_to_docbin(examples: Iterable[Example], vocab: Any, report: SplitRep
     return db
 
 
-def iter_problems_text(problems: Sequence[Problem]) -> Iterator[str]:
-    for p in problems:
-        yield str(p)
-
-
 def convert_corpus(*args: Any, **kwargs: Any) -> Any:
     """Validate and convert a run's exports: see `ner_runner.corpus.convert_corpus` (split, cache, leakage)."""
     from .corpus import convert_corpus as convert

@@ -67,12 +67,6 @@ def train_pipeline(
     return best
 
 
-def evaluate_pipeline(model_path: Path, dev_path: Path, *, gpu_id: int = -1) -> Tuple[Any, Dict[str, Any]]:
-    """Load the model once and score it on the dev corpus; returns (nlp, scores)."""
-    nlp, scores, _ = evaluate_with_predictions(model_path, dev_path, gpu_id=gpu_id)
-    return nlp, scores
-
-
 def evaluate_with_predictions(
     model_path: Path, dev_path: Path, *, gpu_id: int = -1
 ) -> Tuple[Any, Dict[str, Any], List[Any]]:
